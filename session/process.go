@@ -1,0 +1,608 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// ErrStart wraps every error that keeps a child from starting.
+var ErrStart = errors.New("starting child")
+
+// ErrLineTooLong is returned by ReadLine when the child writes a line longer
+// than ProcessOptions.MaxLine. The stream is then mid-line and cannot be
+// resynchronised, so the error sticks.
+var ErrLineTooLong = errors.New("child wrote a line longer than the maximum message size")
+
+// Command is what to run: no shell, arguments verbatim.
+type Command struct {
+	Path string   // program (looked up in PATH when it has no slash, via exec.LookPath)
+	Args []string // arguments after the program
+	Env  []string // full environment for the child (the caller decides; nil means an empty environment)
+	Dir  string   // working directory ("" = inherit)
+	PTY  bool     // give the child a pseudo-terminal in raw mode for stdin/stdout (stderr stays a pipe)
+}
+
+// ProcessOptions tunes a Process; zero values pick the defaults.
+type ProcessOptions struct {
+	MaxLine    int           // longest stdout line accepted in bytes (without newline); 0 means 16 MiB
+	CloseGrace time.Duration // after closing stdin, wait this long before SIGTERM; 0 means 2s
+	TermGrace  time.Duration // after SIGTERM to the group, wait this long before SIGKILL; 0 means 3s
+	TailLines  int           // stderr lines kept for crash reports; 0 means 20
+}
+
+const (
+	procDefaultMaxLine    = 16 << 20
+	procDefaultCloseGrace = 2 * time.Second
+	procDefaultTermGrace  = 3 * time.Second
+	procDefaultTailLines  = 20
+
+	// procReadBuf is the stdout buffer that most messages fit in; longer
+	// lines grow a private buffer that is handed to the caller.
+	procReadBuf  = 64 << 10
+	procWriteBuf = 64 << 10
+
+	// procStderrLineCap bounds one stderr log line so a child that never
+	// writes a newline cannot make us buffer without limit.
+	procStderrLineCap = 64 << 10
+
+	// procStderrLinger is how long the end of stderr may trail the exit of
+	// the group; only a process that left the group can hold it longer.
+	procStderrLinger = time.Second
+)
+
+func (o ProcessOptions) withDefaults() ProcessOptions {
+	if o.MaxLine <= 0 {
+		o.MaxLine = procDefaultMaxLine
+	}
+	if o.CloseGrace <= 0 {
+		o.CloseGrace = procDefaultCloseGrace
+	}
+	if o.TermGrace <= 0 {
+		o.TermGrace = procDefaultTermGrace
+	}
+	if o.TailLines <= 0 {
+		o.TailLines = procDefaultTailLines
+	}
+	return o
+}
+
+// ExitStatus describes how a child ended.
+type ExitStatus struct {
+	Code   int    // exit code, or -1 when killed by a signal
+	Signal string // signal name such as "SIGKILL", or "" when it exited
+}
+
+func (s ExitStatus) String() string {
+	if s.Signal != "" {
+		return "killed by signal " + s.Signal
+	}
+	return "exit status " + strconv.Itoa(s.Code)
+}
+
+// Process is a running child and the goroutines that own it.
+type Process struct {
+	cmd  *exec.Cmd
+	pid  int
+	opts ProcessOptions
+	log  zerolog.Logger
+
+	// In pipe mode stdin and stdout are separate pipes; in PTY mode both
+	// are the terminal's master end.
+	stdin  *os.File
+	stdout *os.File
+	stderr *os.File
+	pty    bool
+
+	w  *bufio.Writer   // used only by the single writer goroutine
+	lr *procLineReader // used only by the single reader goroutine
+
+	done       chan struct{} // closed once the leader is reaped and stderr drained
+	exit       ExitStatus    // written before done is closed
+	stderrDone chan struct{}
+
+	stopOnce  sync.Once
+	closeOnce sync.Once
+
+	sigMu  sync.Mutex // guards the field below
+	reaped bool       // the leader's pid, which names the group, may be reused
+
+	tailMu sync.Mutex // guards the fields below
+	tail   []string   // ring of the last stderr lines
+	tailAt int        // next slot to overwrite once the ring is full
+}
+
+// procOwned is the set of children reaped by their Process; ReapOrphans must
+// leave them alone or cmd.Wait would lose the exit status. Its lock is held
+// across fork and registration so no reaper pass can see an unregistered child.
+var procOwned = struct {
+	mu   sync.Mutex
+	pids map[int]struct{}
+}{pids: map[int]struct{}{}}
+
+// procReapPoke asks ReapOrphans for another pass: a zombie that reused the
+// pid of a child being unregistered was skipped by the pass that saw it.
+var procReapPoke = make(chan struct{}, 1)
+
+// StartProcess starts cmd in its own process group (its own session in PTY
+// mode) with goroutines that reap it and drain its stderr into log.
+func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Process, error) {
+	opts = opts.withDefaults()
+	path := cmd.Path
+	if path == "" {
+		return nil, fmt.Errorf("%w: empty program path", ErrStart)
+	}
+	lp, err := exec.LookPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
+	}
+	c := exec.Command(lp, cmd.Args...)
+	c.Args[0] = path
+	c.Env = cmd.Env
+	if c.Env == nil {
+		// exec.Cmd would hand a nil Env our own environment, which may hold
+		// the server's token.
+		c.Env = []string{}
+	}
+	c.Dir = cmd.Dir
+
+	p := &Process{
+		cmd:        c,
+		opts:       opts,
+		pty:        cmd.PTY,
+		done:       make(chan struct{}),
+		stderrDone: make(chan struct{}),
+	}
+
+	// The parent keeps one end of each pipe; the child's ends are closed
+	// here after the fork so that EOF means the child side is really gone.
+	var childEnds []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: stderr pipe: %w", ErrStart, path, err)
+	}
+	p.stderr = errR
+	childEnds = append(childEnds, errW)
+	c.Stderr = errW
+	ours := []*os.File{errR}
+
+	if cmd.PTY {
+		master, tty, err := procOpenPTY()
+		if err != nil {
+			closeAll(append(ours, childEnds...))
+			return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
+		}
+		p.stdin, p.stdout = master, master
+		ours = append(ours, master)
+		childEnds = append(childEnds, tty)
+		c.Stdin, c.Stdout = tty, tty
+		// A new session with the terminal as its controlling tty; the
+		// session id is the child's pid, which also names its group.
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	} else {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			closeAll(append(ours, childEnds...))
+			return nil, fmt.Errorf("%w %q: stdin pipe: %w", ErrStart, path, err)
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			closeAll(append(ours, childEnds...))
+			inR.Close()
+			inW.Close()
+			return nil, fmt.Errorf("%w %q: stdout pipe: %w", ErrStart, path, err)
+		}
+		p.stdin, p.stdout = inW, outR
+		ours = append(ours, inW, outR)
+		childEnds = append(childEnds, inR, outW)
+		c.Stdin, c.Stdout = inR, outW
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+
+	procOwned.mu.Lock()
+	err = c.Start()
+	if err == nil {
+		procOwned.pids[c.Process.Pid] = struct{}{}
+	}
+	procOwned.mu.Unlock()
+	closeAll(childEnds)
+	if err != nil {
+		closeAll(ours)
+		return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
+	}
+
+	p.pid = c.Process.Pid
+	p.log = log.With().Int("pid", p.pid).Logger()
+	p.w = bufio.NewWriterSize(p.stdin, procWriteBuf)
+	p.lr = &procLineReader{rd: p.stdout, buf: make([]byte, procReadBuf), max: opts.MaxLine, pty: cmd.PTY}
+	go p.drainStderr()
+	go p.waitExit()
+	return p, nil
+}
+
+// Pid is the child's process id, which is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Write buffers msg and a newline for the child's stdin. Only one goroutine
+// may call Write and Flush; an error means the child is gone.
+func (p *Process) Write(msg []byte) error {
+	if _, err := p.w.Write(msg); err != nil {
+		return fmt.Errorf("writing to child stdin: %w", err)
+	}
+	if err := p.w.WriteByte('\n'); err != nil {
+		return fmt.Errorf("writing to child stdin: %w", err)
+	}
+	return nil
+}
+
+// Flush sends what Write buffered.
+func (p *Process) Flush() error {
+	if err := p.w.Flush(); err != nil {
+		return fmt.Errorf("writing to child stdin: %w", err)
+	}
+	return nil
+}
+
+// ReadLine returns the next stdout line without its newline or a trailing
+// '\r', in a slice the caller may keep. It returns io.EOF once stdout is
+// closed, and after Stop. Only one goroutine may call ReadLine.
+func (p *Process) ReadLine() ([]byte, error) {
+	return p.lr.readLine()
+}
+
+// Done is closed once the child has been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exit describes how the child ended; valid after Done is closed.
+func (p *Process) Exit() ExitStatus {
+	<-p.done
+	return p.exit
+}
+
+// StderrTail returns the last stderr lines, oldest first. After Done it holds
+// everything the child wrote before it ended.
+func (p *Process) StderrTail() []string {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	out := make([]string, 0, len(p.tail))
+	out = append(out, p.tail[p.tailAt:]...)
+	return append(out, p.tail[:p.tailAt]...)
+}
+
+// Stop ends the child the way the MCP stdio transport asks a client to:
+// close its stdin, then SIGTERM, then SIGKILL, each sent to the whole process
+// group so that npx/uvx grandchildren go too. It returns once the child is
+// reaped; if ctx ends first, the group is killed at once. Every call, from any
+// goroutine, waits for the same end. After Stop, ReadLine returns io.EOF.
+func (p *Process) Stop(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		// "...First, closing the input stream to the child process."
+		// In PTY mode this hangs up the terminal, which also sends SIGHUP.
+		p.stdin.Close()
+		go p.escalate()
+	})
+	var err error
+	select {
+	case <-p.done:
+	default:
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.signalGroup(unix.SIGKILL)
+			<-p.done
+			err = fmt.Errorf("stopping child %d: %w", p.pid, context.Cause(ctx))
+		}
+	}
+	p.closeOnce.Do(func() {
+		// A process that left the group may still hold stdout open; the
+		// reader must not wait for it.
+		p.stdout.Close()
+	})
+	return err
+}
+
+// escalate runs the timed part of Stop; it ends when the child is reaped.
+func (p *Process) escalate() {
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-p.done:
+			return true
+		case <-t.C:
+			return false
+		}
+	}
+	// "...Waiting for the server to exit, or sending SIGTERM if the server
+	// does not exit within a reasonable time."
+	if wait(p.opts.CloseGrace) {
+		return
+	}
+	p.log.Debug().Msg("child still running after stdin closed, sending SIGTERM to its group")
+	p.signalGroup(unix.SIGTERM)
+	// "...Sending SIGKILL if the server does not exit within a reasonable
+	// time after SIGTERM."
+	if wait(p.opts.TermGrace) {
+		return
+	}
+	p.log.Warn().Msg("child ignored SIGTERM, sending SIGKILL to its group")
+	p.signalGroup(unix.SIGKILL)
+	<-p.done
+}
+
+// signalGroup signals every process in the child's group. It does nothing
+// once the leader is reaped: from then on the number may name someone else.
+func (p *Process) signalGroup(sig unix.Signal) {
+	p.sigMu.Lock()
+	defer p.sigMu.Unlock()
+	if p.reaped {
+		return
+	}
+	if err := unix.Kill(-p.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		p.log.Warn().Err(err).Str("signal", unix.SignalName(sig)).Msg("signalling child group")
+	}
+}
+
+// waitExit is the only goroutine that reaps the child. It lets the leader
+// stay a zombie until the rest of its group is gone, because the zombie
+// keeps the group's number from being reused while we signal it.
+func (p *Process) waitExit() {
+	var info unix.Siginfo
+	for i := 0; ; i++ {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == nil || err != unix.EINTR || i > 1000 {
+			if err != nil {
+				p.log.Error().Err(err).Msg("waiting for child")
+			}
+			break
+		}
+	}
+	p.sweepGroup()
+
+	p.sigMu.Lock()
+	p.reaped = true
+	p.sigMu.Unlock()
+	werr := p.cmd.Wait()
+
+	procOwned.mu.Lock()
+	delete(procOwned.pids, p.pid)
+	procOwned.mu.Unlock()
+	select {
+	case procReapPoke <- struct{}{}:
+	default:
+	}
+
+	p.exit = procExitStatus(p.cmd.ProcessState, werr)
+
+	// The group is gone, so stderr normally ends at once; only a process
+	// that left the group can keep it open, and then we stop listening.
+	t := time.NewTimer(procStderrLinger)
+	select {
+	case <-p.stderrDone:
+	case <-t.C:
+		p.log.Warn().Msg("stderr still open after the child's group exited; closing it")
+	}
+	t.Stop()
+	p.stderr.Close()
+	<-p.stderrDone
+
+	p.log.Debug().Str("exit", p.exit.String()).Msg("child reaped")
+	close(p.done)
+}
+
+// sweepGroup ends what is left of the group after its leader exited:
+// SIGTERM, then SIGKILL after TermGrace.
+func (p *Process) sweepGroup() {
+	if !procGroupAlive(p.pid) {
+		return
+	}
+	p.log.Debug().Msg("child exited but left processes in its group, sending SIGTERM")
+	p.signalGroup(unix.SIGTERM)
+	if procWaitGroupGone(p.pid, p.opts.TermGrace) {
+		return
+	}
+	p.log.Warn().Msg("processes left by the child ignored SIGTERM, sending SIGKILL")
+	p.signalGroup(unix.SIGKILL)
+	// SIGKILL cannot be ignored; the wait only covers exit in progress.
+	procWaitGroupGone(p.pid, 10*time.Second)
+}
+
+// procWaitGroupGone polls until no live process is in group pgid, or d passes.
+func procWaitGroupGone(pgid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	pause := time.Millisecond
+	for i := 0; i < 10000; i++ {
+		if !procGroupAlive(pgid) {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(min(pause, time.Until(deadline)))
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+	return !procGroupAlive(pgid)
+}
+
+// procGroupAlive reports whether a process other than a zombie belongs to
+// group pgid. kill(-pgid, 0) cannot tell: the zombie leader still counts.
+func procGroupAlive(pgid int) bool {
+	alive := false
+	procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
+		if pgrp == pgid && state != 'Z' && state != 'X' {
+			alive = true
+			return false
+		}
+		return true
+	})
+	return alive
+}
+
+func procExitStatus(ps *os.ProcessState, werr error) ExitStatus {
+	if ps == nil {
+		return ExitStatus{Code: -1, Signal: ""}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ExitStatus{Code: -1, Signal: unix.SignalName(ws.Signal())}
+	}
+	return ExitStatus{Code: ps.ExitCode()}
+}
+
+// drainStderr turns stderr into log lines and keeps the last few. It reads
+// until EOF or until waitExit closes the pipe, so the child never blocks on a
+// full stderr pipe.
+func (p *Process) drainStderr() {
+	defer close(p.stderrDone)
+	r := bufio.NewReaderSize(p.stderr, procStderrLineCap)
+	skipping := false // dropping the rest of an over-long line
+	for {
+		line, err := r.ReadSlice('\n')
+		full := errors.Is(err, bufio.ErrBufferFull)
+		if len(line) > 0 && !skipping {
+			s := string(bytes.TrimRight(line, "\r\n"))
+			if full {
+				p.log.Info().Bool("truncated", true).Msg(s)
+			} else {
+				p.log.Info().Msg(s)
+			}
+			p.keepTail(s)
+		}
+		skipping = full
+		if err != nil && !full {
+			return
+		}
+	}
+}
+
+func (p *Process) keepTail(s string) {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	if len(p.tail) < p.opts.TailLines {
+		p.tail = append(p.tail, s)
+		return
+	}
+	p.tail[p.tailAt] = s
+	p.tailAt = (p.tailAt + 1) % len(p.tail)
+}
+
+// procLineReader splits stdout into lines with a hard cap. Lines that fit in
+// the default buffer are copied out once; longer ones are read into a buffer
+// that grows by doubling and is then handed to the caller without a copy.
+type procLineReader struct {
+	rd   io.Reader
+	buf  []byte
+	r, w int // buf[r:w] is unread
+	scan int // buf[r:scan] holds no newline
+	max  int
+	pty  bool
+	err  error // sticky
+}
+
+func (lr *procLineReader) readLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(lr.buf[lr.scan:lr.w], '\n'); i >= 0 {
+			end := lr.scan + i
+			return lr.take(end, end+1)
+		}
+		lr.scan = lr.w
+		if lr.err != nil {
+			if lr.r < lr.w {
+				// A last line without a newline is still a message.
+				return lr.take(lr.w, lr.w)
+			}
+			return nil, lr.err
+		}
+		if lr.w-lr.r > lr.max {
+			lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
+			return nil, lr.err
+		}
+		if lr.w == len(lr.buf) {
+			lr.makeRoom()
+		}
+		n, err := lr.rd.Read(lr.buf[lr.w:])
+		lr.w += n
+		if err != nil {
+			lr.err = lr.readErr(err)
+		}
+	}
+}
+
+// take returns buf[r:end] as the line and resumes reading at next.
+func (lr *procLineReader) take(end, next int) ([]byte, error) {
+	if end-lr.r > lr.max {
+		lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
+		return nil, lr.err
+	}
+	line := lr.buf[lr.r:end:end]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if len(line) > procReadBuf {
+		// Only a grown buffer holds a line this long. It becomes the
+		// caller's; what follows the line moves to a fresh buffer so the
+		// two never share memory.
+		rest := lr.buf[next:lr.w]
+		lr.buf = make([]byte, max(procReadBuf, len(rest)))
+		lr.r, lr.w, lr.scan = 0, copy(lr.buf, rest), 0
+		return line, nil
+	}
+	out := make([]byte, len(line))
+	copy(out, line)
+	lr.r, lr.scan = next, next
+	if lr.r == lr.w {
+		lr.r, lr.w, lr.scan = 0, 0, 0
+		if len(lr.buf) > procReadBuf {
+			// Drop a buffer grown for a long line once it is drained.
+			lr.buf = make([]byte, procReadBuf)
+		}
+	}
+	return out, nil
+}
+
+// makeRoom frees space at the end of a full buffer: by moving the unread
+// part to the front, or by doubling the buffer (capped at max+1, room for
+// the longest line and its newline).
+func (lr *procLineReader) makeRoom() {
+	unread := lr.w - lr.r
+	size := len(lr.buf)
+	if unread >= size/2 {
+		size = max(min(2*size, lr.max+1), unread+1)
+	}
+	if size == len(lr.buf) {
+		copy(lr.buf, lr.buf[lr.r:lr.w])
+	} else {
+		nb := make([]byte, size)
+		copy(nb, lr.buf[lr.r:lr.w])
+		lr.buf = nb
+	}
+	lr.scan -= lr.r
+	lr.r, lr.w = 0, unread
+}
+
+func (lr *procLineReader) readErr(err error) error {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
+		return io.EOF
+	case lr.pty && errors.Is(err, unix.EIO):
+		// The master reads EIO once no process holds the terminal open.
+		return io.EOF
+	}
+	return fmt.Errorf("reading child stdout: %w", err)
+}
