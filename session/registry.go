@@ -1,0 +1,180 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Options say what each session runs and what bounds it.
+type Options struct {
+	Command     Command
+	Process     ProcessOptions
+	MaxSessions int
+	MaxQueue    int           // messages held for a stream nobody reads
+	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
+	IDPrefix    string        // prepended to every session id (names the machine that owns it)
+}
+
+// Registry holds the live sessions by id.
+type Registry struct {
+	opts Options
+	log  zerolog.Logger
+	wg   sync.WaitGroup // one per live session, until it has ended
+
+	mu       sync.Mutex // guards the fields below
+	sessions map[string]*Session
+	starting int // sessions counted against MaxSessions while their child starts
+	closed   bool
+}
+
+// NewRegistry makes an empty registry; Run reaps its idle sessions.
+func NewRegistry(opts Options, log zerolog.Logger) *Registry {
+	if opts.MaxQueue < 1 {
+		opts.MaxQueue = 1024
+	}
+	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}}
+}
+
+// Start makes a session: a fresh id and a child process of its own. legacy
+// sessions (HTTP+SSE) send every message to their stream.
+func (r *Registry) Start(legacy bool) (*Session, error) {
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return nil, ErrClosed
+	case r.opts.MaxSessions > 0 && len(r.sessions)+r.starting >= r.opts.MaxSessions:
+		r.mu.Unlock()
+		return nil, ErrTooManySessions
+	}
+	r.starting++
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	id := r.opts.IDPrefix + uuid.NewString()
+	log := r.log.With().Str("session", id).Logger()
+	proc, err := StartProcess(r.opts.Command, r.opts.Process, log)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.starting--
+	if err != nil {
+		r.wg.Done()
+		log.Error().Err(err).Msg("session not started")
+		return nil, err
+	}
+	s := newSession(id, proc, r.opts, log, legacy, r.remove)
+	r.sessions[id] = s
+	log.Info().Int("pid", proc.Pid()).Bool("legacy", legacy).Msg("session started")
+	if r.closed {
+		// Shutdown began while the child started: it must not outlive it.
+		go s.Close(context.Background())
+	}
+	return s, nil
+}
+
+// Get finds a live session.
+func (r *Registry) Get(id string) (*Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sessions[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// Len is the number of live sessions.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+func (r *Registry) remove(s *Session) {
+	r.mu.Lock()
+	delete(r.sessions, s.id)
+	r.mu.Unlock()
+	r.wg.Done()
+}
+
+// Healthy reports whether a new session could be served now.
+func (r *Registry) Healthy() error {
+	r.mu.Lock()
+	closed, n := r.closed, len(r.sessions)+r.starting
+	r.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case r.opts.MaxSessions > 0 && n >= r.opts.MaxSessions:
+		return ErrTooManySessions
+	}
+	if _, err := exec.LookPath(r.opts.Command.Path); err != nil {
+		return fmt.Errorf("%w: %v", ErrStart, err)
+	}
+	return nil
+}
+
+// Close refuses new sessions, ends every live one in parallel, and waits for
+// them all or for ctx. When ctx ends first, the children still running are
+// killed at once (Stop's own escalation), and Close still waits for them to
+// be reaped.
+func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	live := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		live = append(live, s)
+	}
+	r.mu.Unlock()
+
+	for _, s := range live {
+		go s.Close(ctx)
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Run ends sessions idle past the idle timeout until ctx ends. Only
+// requests count as activity: an open stream with keep-alives does not keep
+// a session (or the machine under it) awake.
+func (r *Registry) Run(ctx context.Context) {
+	if r.opts.IdleTimeout <= 0 {
+		return
+	}
+	tick := time.NewTicker(min(r.opts.IdleTimeout/4, 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		live := make([]*Session, 0, len(r.sessions))
+		for _, s := range r.sessions {
+			live = append(live, s)
+		}
+		r.mu.Unlock()
+		for _, s := range live {
+			last, busy := s.idleSince()
+			if !busy && time.Since(last) > r.opts.IdleTimeout {
+				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
+				go s.Close(context.Background())
+			}
+		}
+	}
+}

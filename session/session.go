@@ -1,0 +1,543 @@
+// Package session owns the wrapped child processes and the JSON-RPC plumbing
+// between each child and the client of its session: request ids remapped
+// into the child's own id space, responses matched back to the exchange that
+// asked for them, and server-initiated traffic queued for the session's
+// stream. It knows nothing of HTTP; package wrap is the front door.
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"github.com/rs/zerolog"
+)
+
+// Errors the front door turns into statuses.
+var (
+	ErrNotFound        = errors.New("session not found")
+	ErrEnded           = errors.New("session ended")
+	ErrTooManySessions = errors.New("too many sessions")
+	ErrClosed          = errors.New("shutting down")
+	ErrStreamBusy      = errors.New("a stream is already open for this session")
+)
+
+// CodeSessionEnded is the JSON-RPC error code of the answer to a request
+// that was in flight when its session ended.
+const CodeSessionEnded = -32000
+
+// A Session is one client session and the child process that serves it.
+type Session struct {
+	id      string
+	proc    *Process
+	log     zerolog.Logger
+	started time.Time
+	onEnd   func(*Session)
+
+	stdin  chan []byte   // lines for the writer goroutine, in order
+	stream chan []byte   // server-initiated messages for the session's own stream
+	done   chan struct{} // closed once the session has ended and every exchange is answered
+	cause  error         // why the session ended; written before done is closed
+
+	mu         sync.Mutex // guards the fields below
+	closing    bool       // no new requests; the router is winding down
+	nextID     int64
+	calls      map[string]*call     // by the id the child sees
+	progress   map[string]*Exchange // by progress token
+	inflight   []*Exchange          // exchanges still owed a response, oldest first
+	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
+	lastActive time.Time
+	legacy     bool // HTTP+SSE: every message goes to the stream
+}
+
+// call is one request in flight: who asked, and the id they used.
+type call struct {
+	ex       *Exchange // nil in legacy mode: the answer goes to the stream
+	clientID []byte
+	token    string // progress token, if the request carried one
+}
+
+// An Exchange is the requests one POST carried and the way back for
+// everything related to them. Messages is closed after the last response.
+type Exchange struct {
+	out      chan Outbound
+	detached chan struct{}
+	once     sync.Once
+	owed     int // responses still to come; guarded by the session's mu
+}
+
+// Outbound is one message from the child on its way to the client.
+type Outbound struct {
+	Data     []byte // one JSON-RPC message, ids already the client's own
+	Response bool   // it answers one of the exchange's requests
+	Error    bool   // it is an error response
+}
+
+// Messages delivers the child's messages for this exchange in the order the
+// child wrote them, responses among them; it is closed after the last one.
+func (e *Exchange) Messages() <-chan Outbound { return e.out }
+
+// Detach tells the session nobody reads this exchange any more. A dropped
+// connection is not a cancellation: the child keeps working, and what it
+// sends for the exchange is discarded.
+func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
+
+// ID is the session's id, as the client sends it back.
+func (s *Session) ID() string { return s.id }
+
+// Pid is the child's process id.
+func (s *Session) Pid() int { return s.proc.Pid() }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err says why the session ended; nil while it runs.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.cause
+	default:
+		return nil
+	}
+}
+
+func newSession(id string, proc *Process, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
+	s := &Session{
+		id:         id,
+		proc:       proc,
+		log:        log,
+		started:    time.Now(),
+		onEnd:      onEnd,
+		stdin:      make(chan []byte, 64),
+		stream:     make(chan []byte, opts.MaxQueue),
+		done:       make(chan struct{}),
+		calls:      map[string]*call{},
+		progress:   map[string]*Exchange{},
+		lastActive: time.Now(),
+		legacy:     legacy,
+	}
+	go s.write()
+	go s.route()
+	return s
+}
+
+// Send writes the client's messages to the child. Requests among them are
+// registered before anything is written, so that no response can outrun its
+// exchange; the exchange is nil when msgs holds no request. Each request gets
+// an id of the child's own, so ids of different clients never collide.
+func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, error) {
+	lines := make([][]byte, 0, len(msgs))
+	childIDs := make([]string, 0, len(msgs)) // "" where the line is no request
+	var ex *Exchange
+
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, ErrEnded
+	}
+	s.lastActive = time.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		switch {
+		case m.Kind == jsonrpc.Request:
+			c := &call{clientID: bytes.Clone(m.ID)}
+			if !s.legacy {
+				if ex == nil {
+					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
+					s.inflight = append(s.inflight, ex)
+				}
+				ex.owed++
+				c.ex = ex
+				if tok := jsonrpc.ProgressToken(m.Params); tok != nil {
+					c.token = string(tok)
+					s.progress[c.token] = ex
+				}
+			}
+			s.nextID++
+			childID := strconv.AppendInt(nil, s.nextID, 10)
+			s.calls[string(childID)] = c
+			lines = append(lines, jsonrpc.OneLine(m.WithID(childID)))
+			childIDs = append(childIDs, string(childID))
+			continue
+		case m.Method == "notifications/cancelled":
+			lines = append(lines, jsonrpc.OneLine(s.remapCancelLocked(m)))
+		default:
+			lines = append(lines, jsonrpc.OneLine(m.Raw))
+		}
+		childIDs = append(childIDs, "")
+	}
+	s.mu.Unlock()
+
+	for i, line := range lines {
+		select {
+		case s.stdin <- line:
+		case <-s.done:
+			return ex, nil // the ending session has answered every request
+		case <-ctx.Done():
+			// A child that stops reading must not hold the client forever;
+			// what was never written will never be answered.
+			s.forget(ex, childIDs[i:])
+			return nil, fmt.Errorf("writing to the child: %w", ctx.Err())
+		}
+	}
+	return ex, nil
+}
+
+// forget unregisters requests that were never written to the child.
+func (s *Session) forget(ex *Exchange, childIDs []string) {
+	if ex != nil {
+		ex.Detach()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range childIDs {
+		if c, ok := s.calls[id]; ok {
+			delete(s.calls, id)
+			if c.token != "" {
+				delete(s.progress, c.token)
+			}
+		}
+	}
+	s.forgetLocked(ex)
+}
+
+// remapCancelLocked rewrites the requestId of a cancellation to the id the
+// child knows the request by.
+func (s *Session) remapCancelLocked(m *jsonrpc.Message) []byte {
+	rid, start, end, ok := jsonrpc.Lookup(m.Raw, "params", "requestId")
+	if !ok {
+		return m.Raw
+	}
+	for childID, c := range s.calls {
+		if bytes.Equal(c.clientID, rid) {
+			return jsonrpc.Splice(m.Raw, start, end, []byte(childID))
+		}
+	}
+	return m.Raw
+}
+
+// Listen makes the caller the reader of the session's stream; release gives
+// it up. Only one reader at a time: a second gets ErrStreamBusy.
+func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, nil, ErrEnded
+	}
+	if s.listener != nil {
+		return nil, nil, ErrStreamBusy
+	}
+	gone := make(chan struct{})
+	s.listener = gone
+	return s.stream, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.listener == gone {
+			close(gone)
+			s.listener = nil
+		}
+	}, nil
+}
+
+// Close ends the session: the child is stopped (stdin closed, then SIGTERM,
+// then SIGKILL to its process group), requests in flight are answered with
+// an error, and Close returns once all of that is done or ctx ends.
+func (s *Session) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	err := s.proc.Stop(ctx)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// idleSince reports when the session last had a request, and whether it is
+// busy now (a request in flight is never idle, however long the tool runs).
+func (s *Session) idleSince() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastActive, len(s.calls) > 0
+}
+
+// write is the one writer of the child's stdin. It flushes whenever it has
+// nothing more queued, so a burst of messages costs one write.
+func (s *Session) write() {
+	for {
+		var line []byte
+		select {
+		case line = <-s.stdin:
+		case <-s.done:
+			return
+		}
+		if err := s.proc.Write(line); err != nil {
+			s.drainStdin()
+			return
+		}
+		if len(s.stdin) == 0 {
+			if err := s.proc.Flush(); err != nil {
+				s.drainStdin()
+				return
+			}
+		}
+	}
+}
+
+// drainStdin discards what senders queue after the child's stdin broke, so
+// that none of them blocks until the router has ended the session.
+func (s *Session) drainStdin() {
+	for {
+		select {
+		case <-s.stdin:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// route is the one reader of the child's stdout. Every message the child
+// writes goes to exactly one place: its exchange, or the session's stream.
+func (s *Session) route() {
+	var cause error
+	for {
+		line, err := s.proc.ReadLine()
+		if err != nil {
+			cause = err
+			break
+		}
+		msg, err := jsonrpc.Parse(line)
+		if err != nil {
+			s.log.Warn().Err(err).Str("line", preview(line)).Msg("child wrote a line that is not JSON-RPC; dropped")
+			continue
+		}
+		s.deliver(&msg)
+	}
+	s.end(cause)
+}
+
+// deliver sends one message from the child where it belongs.
+func (s *Session) deliver(msg *jsonrpc.Message) {
+	s.mu.Lock()
+	var ex *Exchange
+	out := msg.Raw
+	last := false
+	switch msg.Kind {
+	case jsonrpc.Response:
+		c, ok := s.calls[string(msg.ID)]
+		if !ok {
+			s.mu.Unlock()
+			s.log.Warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked; dropped")
+			return
+		}
+		delete(s.calls, string(msg.ID))
+		if c.token != "" {
+			delete(s.progress, c.token)
+		}
+		out = msg.WithID(c.clientID)
+		ex = c.ex
+		if ex != nil {
+			ex.owed--
+			last = ex.owed == 0
+			if last {
+				s.forgetLocked(ex)
+			}
+		}
+	case jsonrpc.Notification:
+		if msg.Method == "notifications/progress" {
+			if tok, _, _, ok := jsonrpc.Lookup(msg.Params, "progressToken"); ok {
+				ex = s.progress[string(tok)]
+			}
+		}
+		if ex == nil && requestScoped(msg.Method) {
+			ex = s.oldestLocked()
+		}
+	case jsonrpc.Request:
+		// A stdio child cannot say which request it is serving when it asks
+		// for sampling or elicitation; while one is in flight it is the
+		// likeliest, and its stream is the one a client is sure to read.
+		ex = s.oldestLocked()
+	}
+	s.mu.Unlock()
+
+	switch {
+	case ex != nil:
+		select {
+		case ex.out <- Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}:
+		case <-ex.detached:
+			s.log.Debug().Str("method", msg.Method).Msg("client left its request; message dropped")
+		}
+		if last {
+			close(ex.out)
+		}
+	default:
+		s.toStream(out, msg.Method)
+	}
+}
+
+// requestScoped names the notifications that belong to the request being
+// served (logging, progress); the rest concern the session as a whole.
+func requestScoped(method string) bool {
+	return method == "notifications/message" || method == "notifications/progress"
+}
+
+// oldestLocked is the oldest exchange still being read, or nil.
+func (s *Session) oldestLocked() *Exchange {
+	for _, ex := range s.inflight {
+		select {
+		case <-ex.detached:
+		default:
+			return ex
+		}
+	}
+	return nil
+}
+
+func (s *Session) forgetLocked(ex *Exchange) {
+	for i, e := range s.inflight {
+		if e == ex {
+			s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
+			return
+		}
+	}
+}
+
+// toStream queues a message for the session's stream. With a reader there,
+// the child waits for it (back-pressure); without one, the message waits in a
+// bounded queue, and what overflows it is dropped with a warning.
+func (s *Session) toStream(out []byte, method string) {
+	s.mu.Lock()
+	gone := s.listener
+	s.mu.Unlock()
+	if gone != nil || s.legacy {
+		select {
+		case s.stream <- out:
+			return
+		case <-gone:
+		case <-s.done:
+			return
+		}
+	}
+	select {
+	case s.stream <- out:
+	default:
+		s.log.Warn().Str("method", method).Int("queued", len(s.stream)).Msg("no stream open and the queue is full; message dropped")
+	}
+}
+
+// end runs once, when the child's stdout is finished: it answers every
+// request still in flight, stops what is left of the child, and reports.
+func (s *Session) end(readErr error) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+
+	if errors.Is(readErr, ErrLineTooLong) {
+		s.log.Error().Err(readErr).Msg("ending the session")
+	}
+	// Stdout ends a moment before the exit status is known; wait for it so
+	// the error names it, and make sure nothing of the child stays behind.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_ = s.proc.Stop(stopCtx)
+	cancel()
+	exit := s.proc.Exit()
+
+	cause := fmt.Errorf("%w: child %s", ErrEnded, exit)
+	if readErr != nil && !errors.Is(readErr, io.EOF) {
+		cause = fmt.Errorf("%w: %v (child %s)", ErrEnded, readErr, exit)
+	}
+
+	s.mu.Lock()
+	calls := s.calls
+	s.calls = map[string]*call{}
+	s.inflight = nil
+	s.mu.Unlock()
+	owed := map[*Exchange]int{}
+	for _, c := range calls {
+		e := jsonrpc.ErrorResponse(c.clientID, CodeSessionEnded, cause.Error())
+		if c.ex == nil {
+			s.toStream(e, "")
+			continue
+		}
+		select {
+		case c.ex.out <- Outbound{Data: e, Response: true, Error: true}:
+		case <-c.ex.detached:
+		}
+		owed[c.ex]++
+	}
+	for ex, n := range owed {
+		if ex.owed == n {
+			close(ex.out)
+		}
+	}
+
+	ev := s.log.Info()
+	if exit.Code != 0 || exit.Signal != "" {
+		ev = s.log.Warn().Strs("stderr_tail", s.proc.StderrTail())
+	}
+	ev.Int("pid", s.proc.Pid()).Str("exit", exit.String()).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+
+	s.cause = cause
+	close(s.done)
+	if s.onEnd != nil {
+		s.onEnd(s)
+	}
+}
+
+func preview(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// Abandon gives up on the requests of ex still in flight (the client's
+// deadline passed): the child is told to cancel them, and the client ids
+// they carried are returned so the caller can answer them itself.
+func (s *Session) Abandon(ex *Exchange, reason string) [][]byte {
+	ex.Detach()
+	var ids [][]byte
+	var notes [][]byte
+	s.mu.Lock()
+	for childID, c := range s.calls {
+		if c.ex != ex {
+			continue
+		}
+		delete(s.calls, childID)
+		if c.token != "" {
+			delete(s.progress, c.token)
+		}
+		ids = append(ids, c.clientID)
+		notes = append(notes, cancelled(childID, reason))
+	}
+	s.forgetLocked(ex)
+	s.mu.Unlock()
+	for _, n := range notes {
+		select {
+		case s.stdin <- n:
+		case <-s.done:
+		default:
+			// A child too busy to read its input will not act on the
+			// cancellation either; the caller must not wait for it.
+		}
+	}
+	return ids
+}
+
+func cancelled(childID, reason string) []byte {
+	r, _ := json.Marshal(reason)
+	return fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%s,"reason":%s}}`, childID, r)
+}
+
+// Log is the session's logger, tagged with its id.
+func (s *Session) Log() *zerolog.Logger { return &s.log }
