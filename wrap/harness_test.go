@@ -1,0 +1,218 @@
+package wrap_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpwrap/mcpwrap/session"
+	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
+)
+
+// fixture is the example server, built once for every test: the real child
+// process mcpwrap wraps.
+var fixture string
+
+const token = "test-token-4f1c"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wrap-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fixture = filepath.Join(dir, "everything")
+	build := exec.Command("go", "build", "-o", fixture, "../examples/everything")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the fixture:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is mcpwrap's handler on a real listener at 127.0.0.1, wrapping the
+// fixture.
+type server struct {
+	URL string // the Streamable HTTP endpoint
+	Reg *session.Registry
+	srv *httptest.Server
+}
+
+type tweak func(*session.Options, *wrap.Options)
+
+func start(t *testing.T, tweaks ...tweak) *server {
+	t.Helper()
+	sopts := session.Options{
+		Command:     session.Command{Path: fixture, Env: os.Environ()},
+		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
+		MaxSessions: 200,
+		MaxQueue:    256,
+	}
+	wopts := wrap.Options{
+		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
+		Tokens:     []string{token},
+		MaxMessage: 16 << 20,
+		KeepAlive:  2 * time.Second,
+	}
+	for _, tw := range tweaks {
+		tw(&sopts, &wopts)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	reg := session.NewRegistry(sopts, log)
+	srv := httptest.NewServer(wrap.New(wopts, reg, log))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := reg.Close(ctx); err != nil {
+			t.Errorf("closing the registry: %v", err)
+		}
+		srv.Close()
+	})
+	return &server{URL: srv.URL + "/mcp", Reg: reg, srv: srv}
+}
+
+// bearer adds the token to every request, as a client configured with a
+// header does.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+func httpClient() *http.Client {
+	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
+}
+
+// connect opens a session with the official Go SDK client.
+func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-test", Version: "1"}, opts)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: httpClient(), MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("connecting: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func text(t *testing.T, res *mcp.CallToolResult) string {
+	t.Helper()
+	if len(res.Content) == 0 {
+		t.Fatalf("no content in %+v", res)
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		t.Fatalf("content is %T, want text", res.Content[0])
+	}
+	return tc.Text
+}
+
+// raw is one hand-made HTTP exchange with the endpoint.
+type raw struct {
+	method, session, body, accept, contentType, version, origin, auth string
+	headers                                                          map[string]string
+}
+
+func (s *server) do(t *testing.T, r raw) (*http.Response, string) {
+	t.Helper()
+	if r.method == "" {
+		r.method = http.MethodPost
+	}
+	req, err := http.NewRequest(r.method, s.URL, strings.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(k, v, def string) {
+		if v == "" {
+			v = def
+		}
+		if v != "-" {
+			req.Header.Set(k, v)
+		}
+	}
+	set("Accept", r.accept, "application/json, text/event-stream")
+	set("Content-Type", r.contentType, "application/json")
+	set("Authorization", r.auth, "Bearer "+token)
+	set("Mcp-Session-Id", r.session, "-")
+	set("MCP-Protocol-Version", r.version, "-")
+	set("Origin", r.origin, "-")
+	for k, v := range r.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", r.method, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// open initializes a session by hand and returns its id.
+func (s *server) open(t *testing.T) string {
+	t.Helper()
+	resp, body := s.do(t, raw{body: initBody})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("Mcp-Session-Id")
+	if id == "" {
+		t.Fatalf("initialize: no Mcp-Session-Id")
+	}
+	resp, body = s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`})
+	if resp.StatusCode != http.StatusAccepted || body != "" {
+		t.Fatalf("initialized: %d %q, want 202 and no body", resp.StatusCode, body)
+	}
+	return id
+}
+
+// alive reports whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,316 @@
+package wrap_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func TestToolsResourcesPrompts(t *testing.T) {
+	s := start(t)
+	cs := connect(t, s.URL, nil)
+	ctx := ctxFor(t)
+
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	for _, want := range []string{"echo", "test_simple_text", "test_sampling"} {
+		if !strings.Contains(strings.Join(names, " "), want) {
+			t.Errorf("tools/list lacks %s: %v", want, names)
+		}
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello through mcpwrap"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); got != "hello through mcpwrap" {
+		t.Errorf("echo = %q", got)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_error_handling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError {
+		t.Errorf("test_error_handling: IsError = false")
+	}
+
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://static-text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Contents) != 1 || rr.Contents[0].Text == "" {
+		t.Errorf("static-text: %+v", rr.Contents)
+	}
+	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://template/42/data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "42") {
+		t.Errorf("template resource: %+v", rr.Contents)
+	}
+
+	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_prompt_with_arguments", Arguments: map[string]string{"arg1": "alpha", "arg2": "beta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(pr.Messages)
+	if !strings.Contains(string(b), "alpha") || !strings.Contains(string(b), "beta") {
+		t.Errorf("prompt messages lack the arguments: %s", b)
+	}
+}
+
+func TestSamplingAndElicitationRoundTrips(t *testing.T) {
+	s := start(t)
+	cs := connect(t, s.URL, &mcp.ClientOptions{
+		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			prompt := req.Params.Messages[0].Content.(*mcp.TextContent).Text
+			return &mcp.CreateMessageResult{Model: "test", Role: "assistant", Content: &mcp.TextContent{Text: "sampled: " + prompt}}, nil
+		},
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "forty-two"}}, nil
+		},
+	})
+	ctx := ctxFor(t)
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "ping"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); !strings.Contains(got, "sampled: ping") {
+		t.Errorf("sample = %q", got)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "elicit", Arguments: map[string]any{"message": "what?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); !strings.Contains(got, "accept") || !strings.Contains(got, "forty-two") {
+		t.Errorf("elicit = %q", got)
+	}
+}
+
+func TestProgressReachesItsRequest(t *testing.T) {
+	s := start(t)
+	var mu sync.Mutex
+	got := map[any][]float64{}
+	cs := connect(t, s.URL, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			got[req.Params.ProgressToken] = append(got[req.Params.ProgressToken], req.Params.Progress)
+			mu.Unlock()
+		},
+	})
+	ctx := ctxFor(t)
+	// Two calls in flight at once, each with its own token: every
+	// notification must reach the request whose token it carries.
+	var wg sync.WaitGroup
+	for _, tok := range []string{"tok-a", "tok-b"} {
+		wg.Go(func() {
+			params := &mcp.CallToolParams{Name: "progress", Arguments: map[string]any{"steps": 5, "ms": 5}}
+			params.SetProgressToken(tok)
+			if _, err := cs.CallTool(ctx, params); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tok := range []string{"tok-a", "tok-b"} {
+		if len(got[tok]) != 5 {
+			t.Errorf("token %s: %v, want 5 notifications", tok, got[tok])
+		}
+	}
+}
+
+func TestResourceUpdateOnTheGetStream(t *testing.T) {
+	s := start(t)
+	updated := make(chan string, 1)
+	cs := connect(t, s.URL, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			updated <- req.Params.URI
+		},
+	})
+	ctx := ctxFor(t)
+	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-updated:
+		if uri != "test://watched-resource" {
+			t.Errorf("updated %q", uri)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notifications/resources/updated arrived")
+	}
+}
+
+func TestManySessionsEachWithItsOwnChild(t *testing.T) {
+	s := start(t)
+	const sessions, calls = 50, 10
+	ctx := ctxFor(t)
+	var mu sync.Mutex
+	pids := map[int]bool{}
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Go(func() {
+			cs := connect(t, s.URL, nil)
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "pid"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			pid, _ := strconv.Atoi(text(t, res))
+			mu.Lock()
+			pids[pid] = true
+			mu.Unlock()
+			var inner sync.WaitGroup
+			for j := range calls {
+				inner.Go(func() {
+					want := fmt.Sprintf("session %d call %d", i, j)
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": want}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got := text(t, res); got != want {
+						t.Errorf("echo = %q, want %q", got, want)
+					}
+				})
+			}
+			inner.Wait()
+		})
+	}
+	wg.Wait()
+	if len(pids) != sessions {
+		t.Errorf("%d distinct child pids for %d sessions", len(pids), sessions)
+	}
+}
+
+func TestOneMebibyteEachWay(t *testing.T) {
+	s := start(t)
+	cs := connect(t, s.URL, nil)
+	ctx := ctxFor(t)
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": big}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); got != big {
+		t.Errorf("echo of 1 MiB came back as %d bytes", len(got))
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "big", Arguments: map[string]any{"size": 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); len(got) != 1<<20 {
+		t.Errorf("big returned %d bytes, want %d", len(got), 1<<20)
+	}
+}
+
+func TestDeleteEndsTheSessionAndItsChild(t *testing.T) {
+	s := start(t)
+	id := s.open(t)
+	_, body := s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"pid"}}`})
+	var resp struct {
+		Result mcp.CallToolResult `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	pid, err := strconv.Atoi(resp.Result.Content[0].(*mcp.TextContent).Text)
+	if err != nil || !alive(pid) {
+		t.Fatalf("child pid %d (%v) not running", pid, err)
+	}
+	r, _ := s.do(t, raw{method: http.MethodDelete, session: id, version: "2025-06-18"})
+	if r.StatusCode/100 != 2 {
+		t.Fatalf("DELETE: %d", r.StatusCode)
+	}
+	if alive(pid) {
+		t.Errorf("child %d still running after DELETE", pid)
+	}
+	r, body = s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`})
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("after DELETE: %d %s, want 404", r.StatusCode, body)
+	}
+	r, _ = s.do(t, raw{method: http.MethodDelete, session: id, version: "2025-06-18"})
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("second DELETE: %d, want 404", r.StatusCode)
+	}
+}
+
+func TestBatchOf20250326(t *testing.T) {
+	s := start(t)
+	id := s.open(t)
+	r, body := s.do(t, raw{session: id, body: `[{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo","arguments":{"text":"one"}}},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"x","progress":1}},{"jsonrpc":"2.0","id":7,"method":"ping"}]`})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.StatusCode, body)
+	}
+	var out []map[string]any
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatalf("batch reply is not a JSON array: %v: %s", err, body)
+	}
+	ids := map[string]bool{}
+	for _, m := range out {
+		ids[fmt.Sprint(m["id"])] = true
+	}
+	if len(out) != 2 || !ids["a"] || !ids["7"] {
+		t.Errorf("batch reply %s: want responses with ids \"a\" and 7", body)
+	}
+	r, body = s.do(t, raw{session: id, version: "2025-06-18", body: `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`})
+	if r.StatusCode != http.StatusBadRequest {
+		t.Errorf("batch under 2025-06-18: %d %s, want 400", r.StatusCode, body)
+	}
+}
+
+func TestClientIDsAreRestored(t *testing.T) {
+	s := start(t)
+	id := s.open(t)
+	// Two requests with the same id in flight, one string and one number
+	// id: the child sees its own ids; each client sees its own back.
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for _, rid := range []string{`"same"`, `"same"`, `12345678901234567890`, `-1.5e3`} {
+		wg.Go(func() {
+			_, body := s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","id":` + rid + `,"method":"ping"}`})
+			if !strings.Contains(body, `"id":`+rid) {
+				bad.Add(1)
+				t.Errorf("id %s came back as %s", rid, body)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestSDKClientFallsBackFromTheStatelessProbe(t *testing.T) {
+	s := start(t)
+	// What the SDK client sends first: a 2026-07-28 server/discover with no
+	// session. A server of the stateful era answers 400 with an error that
+	// is not one of the new era's.
+	r, body := s.do(t, raw{version: "2026-07-28", body: `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`})
+	if r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("probe: %d %s, want 400", r.StatusCode, body)
+	}
+	if strings.Contains(body, "-32022") || strings.Contains(body, "-32020") {
+		t.Errorf("probe answered with a modern error: %s", body)
+	}
+	// And the SDK client itself, which probes, falls back and connects.
+	cs := connect(t, s.URL, nil)
+	if v := cs.InitializeResult().ProtocolVersion; v != "2025-11-25" {
+		t.Errorf("negotiated %q, want 2025-11-25", v)
+	}
+}
