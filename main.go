@@ -1,0 +1,191 @@
+// Command mcpwrap serves a stdio MCP server over HTTP: every client session
+// gets its own child process running the wrapped command.
+//
+//	mcpwrap [flags] -- command [args...]     serve (settings: package config)
+//	mcpwrap proxy [flags] URL                 a stdio client's bridge to a remote server
+//	mcpwrap bench [flags] (URL | -- command)  measure a server, or a command directly
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpwrap/mcpwrap/config"
+	"github.com/mcpwrap/mcpwrap/session"
+	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	ctx := context.Background()
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, config.ErrUsage):
+		fmt.Fprintln(os.Stderr, "mcpwrap:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "mcpwrap:", err)
+		os.Exit(1)
+	}
+}
+
+// run is mcpwrap without the process around it. It takes the whole
+// environment, not a getenv, because the wrapped command inherits it.
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	getenv := func(key string) string {
+		for _, kv := range environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+				return v
+			}
+		}
+		return ""
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "proxy", "bench":
+			return fmt.Errorf("%w: mcpwrap %s is not built yet", config.ErrUsage, args[0])
+		}
+	}
+
+	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	// Signals first: a SIGTERM that arrives while the listener opens must
+	// still mean a clean shutdown.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	if os.Getpid() == 1 {
+		// As a container's init, orphaned grandchildren are ours to reap.
+		reapCtx, stopReaping := context.WithCancel(ctx)
+		defer stopReaping()
+		go session.ReapOrphans(reapCtx, log)
+	}
+
+	reg := session.NewRegistry(session.Options{
+		Command: session.Command{
+			Path: cfg.Command[0],
+			Args: cfg.Command[1:],
+			Env:  cfg.ChildEnviron(environ),
+			Dir:  cfg.ChildDir,
+			PTY:  cfg.PTY,
+		},
+		Process: session.ProcessOptions{
+			MaxLine:    cfg.MaxMessage,
+			CloseGrace: cfg.CloseGrace,
+			TermGrace:  cfg.TermGrace,
+		},
+		MaxSessions: cfg.MaxSessions,
+		MaxQueue:    cfg.MaxQueue,
+		IdleTimeout: cfg.IdleTimeout,
+	}, log)
+	handler := wrap.New(wrap.Options{
+		Path:           cfg.Path,
+		SSEPath:        cfg.SSEPath,
+		MessagePath:    cfg.MessagePath,
+		Tokens:         cfg.Tokens,
+		AllowedOrigins: cfg.AllowedOrigins,
+		MaxMessage:     cfg.MaxMessage,
+		KeepAlive:      cfg.KeepAlive,
+		RequestTimeout: cfg.RequestTimeout,
+	}, reg, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	// No WriteTimeout: it would cut every live SSE stream.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	runCtx, stopRunning := context.WithCancel(ctx)
+	defer stopRunning()
+	go reg.Run(runCtx)
+
+	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
+	if len(cfg.Tokens) == 0 {
+		log.Warn().Msg("no token configured: anyone who can reach " + ln.Addr().String() + " can use the server")
+	}
+
+	var sig os.Signal
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case sig = <-signals:
+	case <-ctx.Done():
+	}
+	return shutdown(srv, reg, cfg.ShutdownBudget, signals, sig, log)
+}
+
+// shutdown stops accepting, ends every session in parallel (which ends their
+// streams), and returns within budget. A second signal cuts it short:
+// children are killed at once.
+func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, sig os.Signal, log zerolog.Logger) error {
+	start := time.Now()
+	log.Info().Stringer("signal", sig).Int("sessions", reg.Len()).Dur("budget", budget).Msg("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	go func() {
+		select {
+		case s := <-signals:
+			log.Warn().Stringer("signal", s).Msg("second signal: stopping now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	srv.SetKeepAlivesEnabled(false)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(ctx) }()
+	regErr := reg.Close(ctx)
+	httpErr := <-httpDone
+	if httpErr != nil {
+		_ = srv.Close() // streams still open past the budget
+	}
+	if regErr != nil || httpErr != nil {
+		log.Warn().Dur("took", time.Since(start)).Msg("shutdown cut short: remaining children killed")
+		return nil
+	}
+	log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
+	return nil
+}
+
+// newLogger is the one root logger: JSON by default, console on a terminal.
+func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil || cfg.LogLevel == "" {
+		level = zerolog.InfoLevel
+	}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "console"
+			}
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
