@@ -137,7 +137,7 @@ func text(t *testing.T, res *mcp.CallToolResult) string {
 // raw is one hand-made HTTP exchange with the endpoint.
 type raw struct {
 	method, session, body, accept, contentType, version, origin, auth string
-	headers                                                          map[string]string
+	headers                                                           map[string]string
 }
 
 func (s *server) do(t *testing.T, r raw) (*http.Response, string) {
