@@ -215,7 +215,11 @@ func (c Config) Redacted() map[string]any {
 			}
 			m["child_env"] = keys
 		default:
-			m[flagName(f)] = v.Field(i).Interface()
+			val := v.Field(i).Interface()
+			if d, ok := val.(time.Duration); ok {
+				val = d.String()
+			}
+			m[flagName(f)] = val
 		}
 	}
 	return m
