@@ -14,6 +14,15 @@ const (
 	highs = 0x8080808080808080
 )
 
+// stopsString marks the bytes that end a run of plain string content.
+var stopsString = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t'
 }
@@ -39,6 +48,10 @@ func special(x uint64) uint64 {
 // at b[i], or -1 with the failing offset when the string is malformed.
 func scanString(b []byte, i int) (end int, bad int) {
 	i++
+	// Names and short values are most strings; a plain loop is quickest for
+	// them and a word at a time only pays off beyond.
+	for n := min(len(b), i+16); i < n && !stopsString[b[i]]; i++ {
+	}
 	for {
 		// Eight bytes at a time: long payload strings (file contents, base64)
 		// are where the bytes of big messages live.
@@ -52,7 +65,7 @@ func scanString(b []byte, i int) (end int, bad int) {
 		}
 		// The lowest flagged lane is a real hit, so this stops at once after
 		// a hit above; otherwise it finishes the last few bytes.
-		for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+		for i < len(b) && !stopsString[b[i]] {
 			i++
 		}
 		if i >= len(b) {

@@ -71,8 +71,8 @@ func stringEquals(v []byte, want string) bool {
 		return false
 	}
 	s := v[1 : len(v)-1]
-	if len(s) == len(want) && string(s) == want && !hasEscapeOrHigh(s) {
-		return true
+	if !hasEscapeOrHigh(s) {
+		return string(s) == want
 	}
 	var buf [utf8.UTFMax]byte
 	k := 0
