@@ -96,16 +96,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		MaxSessions: cfg.MaxSessions,
 		MaxQueue:    cfg.MaxQueue,
 		IdleTimeout: cfg.IdleTimeout,
+		IDPrefix:    idPrefix(cfg.MachineID),
 	}, log)
 	handler := wrap.New(wrap.Options{
 		Path:           cfg.Path,
 		SSEPath:        cfg.SSEPath,
 		MessagePath:    cfg.MessagePath,
-		Tokens:         cfg.Tokens,
+		Tenants:        tenants(cfg.Tenants),
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
 		KeepAlive:      cfg.KeepAlive,
 		RequestTimeout: cfg.RequestTimeout,
+		MachineID:      cfg.MachineID,
 	}, reg, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -122,26 +124,42 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	go reg.Run(runCtx)
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
-	if len(cfg.Tokens) == 0 {
+	if len(cfg.Tenants) == 0 {
 		log.Warn().Msg("no token configured: anyone who can reach " + ln.Addr().String() + " can use the server")
 	}
 
-	var sig os.Signal
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case sig = <-signals:
-	case <-ctx.Done():
+	// With MCPWRAP_EXIT_WHEN_IDLE, a process nobody uses exits by itself, so
+	// the machine under it can stop even without a proxy that stops it.
+	var idle <-chan time.Time
+	if cfg.ExitWhenIdle > 0 {
+		tick := time.NewTicker(min(cfg.ExitWhenIdle/4, 10*time.Second))
+		defer tick.Stop()
+		idle = tick.C
 	}
-	return shutdown(srv, reg, cfg.ShutdownBudget, signals, sig, log)
+	var why string
+	for why == "" {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serving: %w", err)
+		case sig := <-signals:
+			why = "signal " + sig.String()
+		case <-ctx.Done():
+			why = "stopped"
+		case <-idle:
+			if d := reg.IdleFor(); d >= cfg.ExitWhenIdle {
+				why = "no session for " + d.Round(time.Second).String()
+			}
+		}
+	}
+	return shutdown(srv, reg, cfg.ShutdownBudget, signals, why, log)
 }
 
 // shutdown stops accepting, ends every session in parallel (which ends their
 // streams), and returns within budget. A second signal cuts it short:
 // children are killed at once.
-func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, sig os.Signal, log zerolog.Logger) error {
+func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
-	log.Info().Stringer("signal", sig).Int("sessions", reg.Len()).Dur("budget", budget).Msg("shutting down")
+	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget", budget).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	go func() {
@@ -167,6 +185,23 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	}
 	log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
 	return nil
+}
+
+// idPrefix makes session ids name the instance that owns them, so that a
+// request reaching another instance can be sent on (wrap.Options.MachineID).
+func idPrefix(machineID string) string {
+	if machineID == "" {
+		return ""
+	}
+	return machineID + "."
+}
+
+func tenants(in []config.Tenant) []wrap.Tenant {
+	out := make([]wrap.Tenant, len(in))
+	for i, t := range in {
+		out[i] = wrap.Tenant(t)
+	}
+	return out
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.

@@ -25,6 +25,9 @@
 //	MCPWRAP_PTY                     false              give the child a pseudo-terminal (raw mode)
 //	MCPWRAP_CHILD_ENV               (none)             extra K=V variables for the child, comma-separated
 //	MCPWRAP_CHILD_DIR               (none)             working directory of the child
+//	MCPWRAP_TENANTS_FILE            (none)             JSON file of named tokens, each with its child's environment
+//	MCPWRAP_EXIT_WHEN_IDLE          0                  exit 0 once no session has existed for this long (0: never)
+//	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
 // 127.0.0.1:8080 otherwise, so that an unauthenticated mcpwrap is reachable
@@ -33,13 +36,16 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +77,15 @@ type Config struct {
 	PTY            bool          `env:"PTY" help:"run the child on a pseudo-terminal in raw mode"`
 	ChildEnv       []string      `env:"CHILD_ENV" help:"extra K=V variables for the child, comma-separated"`
 	ChildDir       string        `env:"CHILD_DIR" help:"working directory of the child"`
+	TenantsFile    string        `env:"TENANTS_FILE" help:"JSON file of named tokens, each with extra environment for its children"`
+	ExitWhenIdle   time.Duration `env:"EXIT_WHEN_IDLE" envDefault:"0" help:"exit 0 once no session has existed for this long (0 never)"`
+
+	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
+	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
+	// ones with an environment of their own.
+	Tenants []Tenant `env:"-"`
+	// MachineID is FLY_MACHINE_ID: the instance this process runs on.
+	MachineID string `env:"-"`
 
 	// Command is what follows "--": the wrapped server and its arguments.
 	Command []string `env:"-"`
@@ -132,11 +147,22 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		}
 		cfg.Tokens = append(cfg.Tokens, tokens...)
 	}
-	cfg.Tokens = clean(cfg.Tokens)
+	for i, t := range clean(cfg.Tokens) {
+		cfg.Tenants = append(cfg.Tenants, Tenant{Name: fmt.Sprintf("token%d", i+1), Token: t})
+	}
+	if cfg.TenantsFile != "" {
+		tenants, err := readTenants(cfg.TenantsFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Tenants = append(cfg.Tenants, tenants...)
+	}
+	cfg.Tokens = nil // from here on, Tenants is the one list
+	cfg.MachineID = getenv("FLY_MACHINE_ID")
 	cfg.AllowedOrigins = clean(cfg.AllowedOrigins)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
-		if len(cfg.Tokens) > 0 {
+		if len(cfg.Tenants) > 0 {
 			cfg.Listen = ":8080"
 		}
 	}
@@ -150,7 +176,7 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("%w: MCPWRAP_LISTEN %q: %v", ErrUsage, c.Listen, err)
 	}
-	if len(c.Tokens) == 0 && !c.NoAuth && !IsLoopback(c.Listen) {
+	if len(c.Tenants) == 0 && !c.NoAuth && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: no token set and %s is not a loopback address: set MCPWRAP_TOKEN (or MCPWRAP_TOKEN_FILE), listen on 127.0.0.1, or set MCPWRAP_NO_AUTH=true to serve anyone", ErrUsage, c.Listen)
 	}
 	for _, p := range []string{c.Path, c.SSEPath, c.MessagePath} {
@@ -160,6 +186,13 @@ func (c Config) validate() error {
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tenants {
+		if seen["name "+t.Name] || seen["token "+t.Token] {
+			return fmt.Errorf("%w: tenant %q: every tenant needs its own name and its own token", ErrUsage, t.Name)
+		}
+		seen["name "+t.Name], seen["token "+t.Token] = true, true
 	}
 	for _, kv := range c.ChildEnv {
 		if !strings.Contains(kv, "=") {
@@ -206,7 +239,12 @@ func (c Config) Redacted() map[string]any {
 		f := t.Field(i)
 		switch f.Name {
 		case "Tokens":
-			m["tokens"] = len(c.Tokens)
+		case "Tenants":
+			names := make([]string, 0, len(c.Tenants))
+			for _, t := range c.Tenants {
+				names = append(names, t.Name)
+			}
+			m["tokens"] = names
 		case "ChildEnv":
 			keys := make([]string, 0, len(c.ChildEnv))
 			for _, kv := range c.ChildEnv {
@@ -241,6 +279,47 @@ func readTokenFile(path string) ([]string, error) {
 		return nil, fmt.Errorf("%w: MCPWRAP_TOKEN_FILE %s holds no token", ErrUsage, path)
 	}
 	return tokens, nil
+}
+
+// Tenant is one accepted token, the name logs and metrics know it by, and
+// the environment its sessions' children get on top of the common one.
+type Tenant struct {
+	Name  string
+	Token string
+	Env   []string // K=V
+}
+
+// readTenants reads a tenants file: a JSON object from name to token and
+// environment, so one deployment can serve several users, each child seeing
+// only its own user's credentials:
+//
+//	{"alice": {"token": "…", "env": {"GITHUB_TOKEN": "…"}}}
+func readTenants(path string) ([]Tenant, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading MCPWRAP_TENANTS_FILE: %v", ErrUsage, err)
+	}
+	var file map[string]struct {
+		Token string            `json:"token"`
+		Env   map[string]string `json:"env"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		// The decoder's message may quote the file; it holds secrets.
+		return nil, fmt.Errorf("%w: MCPWRAP_TENANTS_FILE %s is not a JSON object of name → {token, env}", ErrUsage, path)
+	}
+	var tenants []Tenant
+	for _, name := range slices.Sorted(maps.Keys(file)) {
+		t := file[name]
+		if strings.TrimSpace(t.Token) == "" {
+			return nil, fmt.Errorf("%w: tenant %q in MCPWRAP_TENANTS_FILE has no token", ErrUsage, name)
+		}
+		tenant := Tenant{Name: name, Token: strings.TrimSpace(t.Token)}
+		for _, k := range slices.Sorted(maps.Keys(t.Env)) {
+			tenant.Env = append(tenant.Env, k+"="+t.Env[k])
+		}
+		tenants = append(tenants, tenant)
+	}
+	return tenants, nil
 }
 
 func clean(list []string) []string {

@@ -31,6 +31,7 @@ type Registry struct {
 	sessions map[string]*Session
 	starting int // sessions counted against MaxSessions while their child starts
 	closed   bool
+	empty    time.Time // since when no session has existed
 }
 
 // NewRegistry makes an empty registry; Run reaps its idle sessions.
@@ -38,12 +39,19 @@ func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueue < 1 {
 		opts.MaxQueue = 1024
 	}
-	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}}
+	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}, empty: time.Now()}
 }
 
-// Start makes a session: a fresh id and a child process of its own. legacy
-// sessions (HTTP+SSE) send every message to their stream.
-func (r *Registry) Start(legacy bool) (*Session, error) {
+// Owner is who a session belongs to: the name of the token that opened it,
+// and the environment that token's children get on top of the common one.
+type Owner struct {
+	Name string
+	Env  []string
+}
+
+// Start makes a session for owner: a fresh id and a child process of its
+// own. legacy sessions (HTTP+SSE) send every message to their stream.
+func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 	r.mu.Lock()
 	switch {
 	case r.closed:
@@ -59,7 +67,14 @@ func (r *Registry) Start(legacy bool) (*Session, error) {
 
 	id := r.opts.IDPrefix + uuid.NewString()
 	log := r.log.With().Str("session", id).Logger()
-	proc, err := StartProcess(r.opts.Command, r.opts.Process, log)
+	if owner.Name != "" {
+		log = log.With().Str("tenant", owner.Name).Logger()
+	}
+	cmd := r.opts.Command
+	if len(owner.Env) > 0 {
+		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
+	}
+	proc, err := StartProcess(cmd, r.opts.Process, log)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -70,6 +85,7 @@ func (r *Registry) Start(legacy bool) (*Session, error) {
 		return nil, err
 	}
 	s := newSession(id, proc, r.opts, log, legacy, r.remove)
+	s.owner = owner.Name
 	r.sessions[id] = s
 	log.Info().Int("pid", proc.Pid()).Bool("legacy", legacy).Msg("session started")
 	if r.closed {
@@ -100,8 +116,21 @@ func (r *Registry) Len() int {
 func (r *Registry) remove(s *Session) {
 	r.mu.Lock()
 	delete(r.sessions, s.id)
+	if len(r.sessions) == 0 {
+		r.empty = time.Now()
+	}
 	r.mu.Unlock()
 	r.wg.Done()
+}
+
+// IdleFor is how long no session has existed; zero while one does.
+func (r *Registry) IdleFor() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sessions)+r.starting > 0 {
+		return 0
+	}
+	return time.Since(r.empty)
 }
 
 // Healthy reports whether a new session could be served now.

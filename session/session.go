@@ -36,6 +36,7 @@ const CodeSessionEnded = -32000
 // A Session is one client session and the child process that serves it.
 type Session struct {
 	id      string
+	owner   string // the name of the token that opened the session
 	proc    *Process
 	log     zerolog.Logger
 	started time.Time
@@ -91,6 +92,10 @@ func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
 
 // ID is the session's id, as the client sends it back.
 func (s *Session) ID() string { return s.id }
+
+// Owner is the name of the token that opened the session; only that token
+// may use it.
+func (s *Session) Owner() string { return s.owner }
 
 // Pid is the child's process id.
 func (s *Session) Pid() int { return s.proc.Pid() }

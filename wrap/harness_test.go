@@ -64,7 +64,7 @@ func start(t *testing.T, tweaks ...tweak) *server {
 	}
 	wopts := wrap.Options{
 		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
-		Tokens:     []string{token},
+		Tenants:    []wrap.Tenant{{Name: "test", Token: token}},
 		MaxMessage: 16 << 20,
 		KeepAlive:  2 * time.Second,
 	}

@@ -26,7 +26,7 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include text/event-stream")
 		return
 	}
-	s, err := h.reg.Start(true)
+	s, err := h.reg.Start(true, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
@@ -62,9 +62,8 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: the sessionId query parameter is required")
 		return
 	}
-	s, err := h.reg.Get(id)
-	if err != nil {
-		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
+	s, ok := h.find(w, r, id)
+	if !ok {
 		return
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {

@@ -52,20 +52,14 @@ func version(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 // lookup finds the session a request names, answering the request itself
-// when it names none (400) or one that does not exist or has ended (404:
-// the client must start a new session).
+// when it names none (400) or one it cannot use (see find).
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*session.Session, bool) {
 	id := r.Header.Get(headerSessionID)
 	if id == "" {
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 		return nil, false
 	}
-	s, err := h.reg.Get(id)
-	if err != nil {
-		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
-		return nil, false
-	}
-	return s, true
+	return h.find(w, r, id)
 }
 
 // codeSessionNotFound accompanies 404 for an unknown or ended session.
@@ -84,6 +78,14 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The session is found before the body is read: a request for another
+	// instance's session is replayed there unread, whatever its size.
+	var s *session.Session
+	if r.Header.Get(headerSessionID) != "" {
+		if s, ok = h.lookup(w, r); !ok {
+			return
+		}
+	}
 	body, ok := readBody(w, r, h.opts.MaxMessage)
 	if !ok {
 		return
@@ -98,8 +100,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	init := slices.IndexFunc(msgs, func(m jsonrpc.Message) bool { return m.Method == "initialize" })
-
-	if r.Header.Get(headerSessionID) == "" {
+	if s == nil {
 		if init < 0 || len(msgs) != 1 || msgs[0].Kind != jsonrpc.Request {
 			// Also the answer a dual-era client's stateless probe
 			// (server/discover) expects from a server of this era.
@@ -107,10 +108,6 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.initialize(w, r, msgs[0])
-		return
-	}
-	s, ok := h.lookup(w, r)
-	if !ok {
 		return
 	}
 	if init >= 0 {
@@ -134,7 +131,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message) {
-	s, err := h.reg.Start(false)
+	s, err := h.reg.Start(false, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return

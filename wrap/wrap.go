@@ -6,6 +6,7 @@
 package wrap
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -25,11 +26,23 @@ type Options struct {
 	Path           string   // Streamable HTTP endpoint
 	SSEPath        string   // HTTP+SSE stream endpoint
 	MessagePath    string   // HTTP+SSE message endpoint
-	Tokens         []string // accepted bearer tokens; none means no auth
+	Tenants        []Tenant // accepted bearer tokens; none means no auth
 	AllowedOrigins []string // besides loopback origins; "*" allows any
 	MaxMessage     int      // largest request body
 	KeepAlive      time.Duration
 	RequestTimeout time.Duration // 0: wait for the child as long as the client does
+	// MachineID names this instance among several behind one proxy (Fly.io's
+	// FLY_MACHINE_ID). Session ids then start with it, and a request for a
+	// session another instance owns is sent there with a fly-replay header.
+	MachineID string
+}
+
+// Tenant is one accepted bearer token, the name it is known by in logs, and
+// the environment its sessions' children get.
+type Tenant struct {
+	Name  string
+	Token string
+	Env   []string
 }
 
 // Handler serves every endpoint on one listener.
@@ -37,7 +50,7 @@ type Handler struct {
 	opts    Options
 	reg     *session.Registry
 	log     zerolog.Logger
-	digests [][sha256.Size]byte
+	digests [][sha256.Size]byte // of each tenant's token, in Options.Tenants order
 	mux     *http.ServeMux
 }
 
@@ -47,8 +60,8 @@ func New(opts Options, reg *session.Registry, log zerolog.Logger) *Handler {
 		opts.KeepAlive = 25 * time.Second
 	}
 	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux()}
-	for _, t := range opts.Tokens {
-		h.digests = append(h.digests, sha256.Sum256([]byte(t)))
+	for _, t := range opts.Tenants {
+		h.digests = append(h.digests, sha256.Sum256([]byte(t.Token)))
 	}
 	h.mux.HandleFunc("/healthz", h.health)
 	h.mux.Handle(opts.Path, h.guard(http.HandlerFunc(h.streamable)))
@@ -71,32 +84,47 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Origin "+origin+" is not allowed")
 			return
 		}
-		if !h.authorized(r) {
+		owner, ok := h.authenticate(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpwrap"`)
 			writeError(w, http.StatusUnauthorized, nil, codeBadRequest, "Unauthorized: a valid bearer token is required")
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner)))
 	})
 }
 
-// authorized compares the presented token with every configured one, in
+type ownerKey struct{}
+
+// ownerOf is the tenant a request authenticated as (empty without auth).
+func ownerOf(r *http.Request) session.Owner {
+	o, _ := r.Context().Value(ownerKey{}).(session.Owner)
+	return o
+}
+
+// authenticate compares the presented token with every configured one, in
 // constant time and without stopping at the first match, so that neither
 // the token nor which token matched leaks through timing.
-func (h *Handler) authorized(r *http.Request) bool {
+func (h *Handler) authenticate(r *http.Request) (session.Owner, bool) {
 	if len(h.digests) == 0 {
-		return true
+		return session.Owner{}, true
 	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return session.Owner{}, false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for _, d := range h.digests {
-		match |= subtle.ConstantTimeCompare(got[:], d[:])
+	match := -1
+	for i, d := range h.digests {
+		if subtle.ConstantTimeCompare(got[:], d[:]) == 1 {
+			match = i
+		}
 	}
-	return match == 1
+	if match < 0 {
+		return session.Owner{}, false
+	}
+	t := h.opts.Tenants[match]
+	return session.Owner{Name: t.Name, Env: t.Env}, true
 }
 
 // originAllowed accepts loopback origins (local tools such as the MCP
@@ -121,6 +149,48 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// find returns the live session a request names, when the request's token
+// owns it. Otherwise it answers the request itself: a session another
+// instance owns is replayed there (fly-replay), and anything else is 404,
+// which tells the client to start a new session. Another tenant's session
+// is 404 too: its existence is none of this client's business.
+func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string) (*session.Session, bool) {
+	s, err := h.reg.Get(id)
+	if err == nil && s.Owner() == ownerOf(r).Name {
+		return s, true
+	}
+	if err != nil {
+		if m := h.machineOf(id); m != "" && m != h.opts.MachineID && r.Header.Get("Fly-Replay-Src") == "" {
+			// The proxy re-delivers the request to that instance; the body
+			// of this answer is for anyone who calls without a proxy.
+			w.Header().Set("Fly-Replay", "instance="+m)
+			writeError(w, http.StatusMisdirectedRequest, nil, codeBadRequest, "Misdirected Request: the session lives on instance "+m)
+			return nil, false
+		}
+	}
+	writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
+	return nil, false
+}
+
+// machineOf is the instance a session id names, or "" when instances are
+// not in use or the id names none. Instance ids are short lowercase
+// alphanumerics (Fly.io Machine ids are 14 hex digits).
+func (h *Handler) machineOf(id string) string {
+	if h.opts.MachineID == "" {
+		return ""
+	}
+	m, _, ok := strings.Cut(id, ".")
+	if !ok || m == "" || len(m) > 32 {
+		return ""
+	}
+	for _, c := range m {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return ""
+		}
+	}
+	return m
 }
 
 // health answers whether a new session could be served now: not shutting
