@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/rs/zerolog"
+)
+
+// Config is everything `mcpwrap proxy` reads from its flags and environment.
+type Config struct {
+	Token     string        `env:"MCPWRAP_TOKEN"`
+	TokenFile string        `env:"MCPWRAP_TOKEN_FILE"`
+	RetryFor  time.Duration `env:"MCPWRAP_PROXY_RETRY_FOR" envDefault:"30s"`
+	LogLevel  string        `env:"MCPWRAP_LOG_LEVEL" envDefault:"info"`
+
+	// Header holds the --header values, sent on every request to the remote.
+	Header http.Header `env:"-"`
+	// URL is the remote MCP endpoint.
+	URL *url.URL `env:"-"`
+}
+
+// envKeys are the variables Config reads; only these are copied out of
+// getenv, so tests can hand in a map and the process environment stays
+// untouched.
+var envKeys = []string{"MCPWRAP_TOKEN", "MCPWRAP_TOKEN_FILE", "MCPWRAP_PROXY_RETRY_FOR", "MCPWRAP_LOG_LEVEL"}
+
+// errUsage marks a configuration mistake; the flag package has already
+// printed the usage when it is the cause.
+var errUsage = errors.New("usage: mcpwrap proxy [flags] URL")
+
+// headerFlags collects repeated --header values.
+type headerFlags struct{ h http.Header }
+
+func (f *headerFlags) String() string { return "" }
+
+func (f *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
+		return errors.New(`want "Name: value"`)
+	}
+	value = strings.TrimSpace(value)
+	if strings.ContainsAny(value, "\r\n") {
+		return errors.New("header value must be one line")
+	}
+	f.h.Add(name, value)
+	return nil
+}
+
+// parseConfig reads the environment through getenv and then the flags in args;
+// a flag that is given wins over its variable.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	environ := make(map[string]string, len(envKeys))
+	for _, k := range envKeys {
+		if v := getenv(k); v != "" {
+			environ[k] = v
+		}
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return cfg, fmt.Errorf("read environment: %w", err)
+	}
+
+	fs := flag.NewFlagSet("mcpwrap proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: mcpwrap proxy [flags] URL")
+		fs.PrintDefaults()
+	}
+	headers := &headerFlags{h: http.Header{}}
+	token := fs.String("token", "", "bearer token for the remote (env MCPWRAP_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token (env MCPWRAP_TOKEN_FILE)")
+	fs.Var(headers, "header", "extra request header `'Name: value'`, repeatable")
+	retryFor := fs.Duration("retry-for", cfg.RetryFor, "keep retrying an unreachable or starting remote this long (env MCPWRAP_PROXY_RETRY_FOR)")
+	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env MCPWRAP_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, fmt.Errorf("%w: %w", errUsage, err)
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["token"] && set["token-file"]:
+		return cfg, fmt.Errorf("%w: give --token or --token-file, not both", errUsage)
+	case set["token"]:
+		cfg.Token, cfg.TokenFile = *token, ""
+	case set["token-file"]:
+		cfg.Token, cfg.TokenFile = "", *tokenFile
+	}
+	cfg.RetryFor = *retryFor
+	cfg.LogLevel = *logLevel
+	cfg.Header = headers.h
+
+	// A token given directly beats a token file from the same source; the
+	// switch above already let flags beat variables.
+	if cfg.Token == "" && cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("read token file: %w", err)
+		}
+		cfg.Token = strings.TrimSpace(string(b))
+		if cfg.Token == "" {
+			return cfg, fmt.Errorf("token file %s is empty", cfg.TokenFile)
+		}
+	}
+	if strings.ContainsAny(cfg.Token, "\r\n") {
+		// Never echo the value: it is a secret.
+		return cfg, errors.New("token must be one line")
+	}
+	if cfg.RetryFor < 0 {
+		return cfg, fmt.Errorf("%w: --retry-for must not be negative", errUsage)
+	}
+	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil {
+		return cfg, fmt.Errorf("%w: --log-level: %w", errUsage, err)
+	}
+
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return cfg, fmt.Errorf("%w: want exactly one URL, got %d arguments", errUsage, fs.NArg())
+	}
+	u, err := url.Parse(fs.Arg(0))
+	if err != nil {
+		// url.Error repeats the whole URL, which may carry a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return cfg, fmt.Errorf("%w: bad URL: %w", errUsage, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return cfg, fmt.Errorf("%w: URL must be http:// or https:// with a host, got %s", errUsage, u.Redacted())
+	}
+	cfg.URL = u
+	return cfg, nil
+}

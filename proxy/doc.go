@@ -1,0 +1,38 @@
+// Package proxy is `mcpwrap proxy`, the local shim: an MCP client that can
+// only launch stdio servers launches it, and it carries the client's
+// JSON-RPC lines to a remote MCP server over Streamable HTTP, falling back to
+// the older HTTP+SSE transport when the remote answers an initialize the way
+// the spec's backward-compatibility section describes (400, 404 or 405, then
+// a GET stream opening with an endpoint event).
+//
+//	mcpwrap proxy [flags] URL
+//
+//	flag                 variable                  default  meaning
+//	--token              MCPWRAP_TOKEN             (none)   bearer token for the remote
+//	--token-file         MCPWRAP_TOKEN_FILE        (none)   file holding the token (surrounding space trimmed)
+//	--header 'K: V'      -                         -        extra request header, repeatable
+//	--retry-for          MCPWRAP_PROXY_RETRY_FOR   30s      how long to retry a remote that is unreachable or answers 502/503/504
+//	--log-level          MCPWRAP_LOG_LEVEL         info     debug, info, warn or error
+//
+// A flag wins over its variable; a token beats a token file from the same
+// source. stdout carries only MCP messages; logs go to stderr, and neither
+// ever shows the token.
+//
+// What the shim keeps from the client:
+//   - A remote that is starting (connection refused, 502, 503, 504) costs
+//     latency, not an error, until --retry-for has passed; then each waiting
+//     request gets a JSON-RPC error.
+//   - A remote that forgets the session (404: restarted, reaped) gets a new
+//     one built from the client's own initialize, followed by
+//     notifications/initialized and a new GET stream, and the message that
+//     met the 404 is sent again, since the remote never processed it. The
+//     client keeps its session. A request whose answer was lost with the
+//     old session, mid-stream, gets an error instead: it may have run.
+//   - A 401 answers each request with an error saying the token was
+//     rejected; the shim keeps running.
+//   - When stdin ends, the remote session ends with DELETE and Run returns
+//     nil.
+//
+// Messages up to 64 MiB pass in either direction; a longer line from the
+// client is dropped with a log line.
+package proxy

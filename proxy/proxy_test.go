@@ -1,0 +1,327 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpwrap/mcpwrap/proxy"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// childEnv makes the test binary run as `mcpwrap proxy` instead of the tests:
+// the SDK client launches it as a real stdio child. The proxy arguments
+// travel JSON-encoded in childArgs.
+const (
+	childEnv  = "MCPWRAP_PROXY_TEST_CHILD"
+	childArgs = "MCPWRAP_PROXY_TEST_ARGS"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		var args []string
+		if err := json.Unmarshal([]byte(os.Getenv(childArgs)), &args); err != nil {
+			fmt.Fprintln(os.Stderr, "bad", childArgs, err)
+			os.Exit(2)
+		}
+		if err := proxy.Run(context.Background(), args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "proxy:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Generous bounds: they only stop a broken test from hanging.
+const (
+	testTimeout = 60 * time.Second
+	testToken   = "s3cret-token-value"
+	// maxBody is mcpwrap's default limit, above the SDK's 4 MiB, so that the
+	// 10 MiB messages pass as they do through mcpwrap.
+	maxBody = 16 << 20
+)
+
+// syncBuffer collects a child's stderr while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// shimCommand returns the test binary set up to run `mcpwrap proxy args...`
+// with the given extra environment.
+func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	a, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"=1", childArgs+"="+string(a), "MCPWRAP_LOG_LEVEL=debug")
+	cmd.Env = append(cmd.Env, env...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("shim stderr:\n%s", stderr.String())
+		}
+	})
+	return cmd, stderr
+}
+
+// remote is an MCP server built with the Go SDK, served on 127.0.0.1. It can
+// be stopped and started again on the same address, which loses every
+// session the way a restarted machine does.
+type remote struct {
+	t      *testing.T
+	legacy bool // serve only HTTP+SSE (2024-11-05)
+	token  string
+	addr   string
+
+	deletes atomic.Int32 // DELETE requests answered 2xx
+	tools   atomic.Int32 // tools/call requests seen
+
+	mu     sync.Mutex // guards the fields below
+	srv    *http.Server
+	server *mcp.Server
+	served chan struct{}
+}
+
+func newRemote(t *testing.T, legacy bool) *remote {
+	r := &remote{t: t, legacy: legacy, token: testToken, addr: "127.0.0.1:0"}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *remote) url() string {
+	if r.legacy {
+		return "http://" + r.addr + "/sse"
+	}
+	return "http://" + r.addr + "/mcp"
+}
+
+// reserve picks a free port without serving on it yet.
+func (r *remote) reserve() {
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	ln.Close()
+}
+
+func (r *remote) start() {
+	r.t.Helper()
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		r.t.Fatalf("listen %s: %v", r.addr, err)
+	}
+	r.addr = ln.Addr().String()
+	server := newTestServer()
+	var h http.Handler
+	if r.legacy {
+		h = mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return server }, &mcp.SSEOptions{MaxRequestBodyBytes: maxBody})
+	} else {
+		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{MaxRequestBodyBytes: maxBody})
+	}
+	srv := &http.Server{Handler: r.wrap(h), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	r.mu.Lock()
+	r.srv, r.server, r.served = srv, server, served
+	r.mu.Unlock()
+}
+
+func (r *remote) stop() {
+	r.mu.Lock()
+	srv, server, served := r.srv, r.server, r.served
+	r.srv, r.server = nil, nil
+	r.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	srv.Close()
+	<-served
+	for ss := range server.Sessions() {
+		ss.Close()
+	}
+}
+
+func (r *remote) mcpServer() *mcp.Server {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.server
+}
+
+// wrap checks the bearer token and counts what the tests look for.
+func (r *remote) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "Bearer "+r.token {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if req.Method == http.MethodPost && strings.Contains(req.Header.Get("Mcp-Method")+peekMethod(req), "tools/call") {
+			r.tools.Add(1)
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, req)
+		if req.Method == http.MethodDelete && rec.status/100 == 2 {
+			r.deletes.Add(1)
+		}
+	})
+}
+
+// peekMethod reads the method of a POSTed message and puts the body back.
+func peekMethod(req *http.Request) string {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(req.Body); err != nil {
+		return ""
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
+	var m struct {
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal(buf.Bytes(), &m)
+	return m.Method
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// newTestServer has what the tests exercise: tools (echo, big, sample),
+// a resource and a prompt.
+func newTestServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "test-remote", Version: "1.0.0"}, nil)
+	type echoArgs struct {
+		Text string `json:"text"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "returns text"},
+		func(_ context.Context, _ *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+		})
+	type bigArgs struct {
+		Size int `json:"size"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "big", Description: "returns size bytes of text"},
+		func(_ context.Context, _ *mcp.CallToolRequest, in bigArgs) (*mcp.CallToolResult, any, error) {
+			if in.Size < 0 || in.Size > 32<<20 {
+				return nil, nil, fmt.Errorf("size %d out of range", in.Size)
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", in.Size)}}}, nil, nil
+		})
+	type sampleArgs struct {
+		Prompt string `json:"prompt"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "sample", Description: "asks the client's model"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in sampleArgs) (*mcp.CallToolResult, any, error) {
+			res, err := req.Session.CreateMessage(ctx, &mcp.CreateMessageParams{
+				Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: in.Prompt}}},
+				MaxTokens: 10,
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+			text, _ := res.Content.(*mcp.TextContent)
+			if text == nil {
+				return nil, nil, errors.New("sampled content is not text")
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "model said: " + text.Text}}}, nil, nil
+		})
+	s.AddResource(&mcp.Resource{URI: "test://hello", Name: "hello", MIMEType: "text/plain"},
+		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "text/plain", Text: "hello resource"}}}, nil
+		})
+	s.AddPrompt(&mcp.Prompt{Name: "greet", Arguments: []*mcp.PromptArgument{{Name: "who", Required: true}}},
+		func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "hello " + req.Params.Arguments["who"]}}}}, nil
+		})
+	return s
+}
+
+// connect starts the shim as the SDK client's stdio child.
+func connect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	if opts == nil {
+		opts = &mcp.ClientOptions{}
+	}
+	if opts.CreateMessageHandler == nil {
+		opts.CreateMessageHandler = func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			in, _ := req.Params.Messages[0].Content.(*mcp.TextContent)
+			if in == nil {
+				return nil, errors.New("no text to sample")
+			}
+			return &mcp.CreateMessageResult{Role: "assistant", Model: "test-model", Content: &mcp.TextContent{Text: strings.ToUpper(in.Text)}}, nil
+		}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, opts)
+	return client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+}
+
+func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[string]any) (string, error) {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError {
+		return "", fmt.Errorf("tool error: %v", res.Content)
+	}
+	if len(res.Content) != 1 {
+		return "", fmt.Errorf("want one content, got %d", len(res.Content))
+	}
+	text, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		return "", fmt.Errorf("content is %T", res.Content[0])
+	}
+	return text.Text, nil
+}

@@ -1,0 +1,256 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// exercise drives tools, a resource, a prompt and a sampling round trip
+// (remote → shim → client → shim → remote) through one session.
+func exercise(t *testing.T, ctx context.Context, cs *mcp.ClientSession, tag string) {
+	t.Helper()
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("%s: list tools: %v", tag, err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "echo") {
+		t.Fatalf("%s: tools %v lack echo", tag, names)
+	}
+	if got, err := callText(ctx, cs, "echo", map[string]any{"text": "hi " + tag}); err != nil || got != "hi "+tag {
+		t.Fatalf("%s: echo = %q, %v", tag, got, err)
+	}
+	res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://hello"})
+	if err != nil || len(res.Contents) != 1 || res.Contents[0].Text != "hello resource" {
+		t.Fatalf("%s: read resource = %+v, %v", tag, res, err)
+	}
+	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "greet", Arguments: map[string]string{"who": tag}})
+	if err != nil || len(pr.Messages) != 1 {
+		t.Fatalf("%s: get prompt = %+v, %v", tag, pr, err)
+	}
+	if text, _ := pr.Messages[0].Content.(*mcp.TextContent); text == nil || text.Text != "hello "+tag {
+		t.Fatalf("%s: prompt text = %+v", tag, pr.Messages[0].Content)
+	}
+	if got, err := callText(ctx, cs, "sample", map[string]any{"prompt": "ping " + tag}); err != nil || got != "model said: PING "+strings.ToUpper(tag) {
+		t.Fatalf("%s: sample = %q, %v", tag, got, err)
+	}
+}
+
+func TestStreamableTraffic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	exercise(t, ctx, cs, "one")
+
+	// Big messages both ways: far over any 64 KiB line buffer.
+	for _, size := range []int{1 << 20, 10 << 20} {
+		text := strings.Repeat("a", size)
+		if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
+			t.Fatalf("echo of %d bytes: got %d bytes, %v", size, len(got), err)
+		}
+		if got, err := callText(ctx, cs, "big", map[string]any{"size": size}); err != nil || len(got) != size {
+			t.Fatalf("big %d: got %d bytes, %v", size, len(got), err)
+		}
+	}
+
+	// Many requests in flight at once, sampling among them; each must get
+	// its own answer.
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		wg.Go(func() {
+			want := fmt.Sprintf("req-%d", i)
+			if got, err := callText(ctx, cs, "echo", map[string]any{"text": want}); err != nil || got != want {
+				errs <- fmt.Errorf("echo %s = %q, %v", want, got, err)
+			}
+		})
+		wg.Go(func() {
+			want := fmt.Sprintf("model said: S-%d", i)
+			if got, err := callText(ctx, cs, "sample", map[string]any{"prompt": fmt.Sprintf("s-%d", i)}); err != nil || got != want {
+				errs <- fmt.Errorf("sample %d = %q, %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Closing the client closes the shim's stdin: the shim must end the
+	// remote session and exit 0.
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("shim exit code %d, want 0", code)
+	}
+	if n := r.deletes.Load(); n != 1 {
+		t.Errorf("remote saw %d successful DELETEs, want 1", n)
+	}
+	if strings.Contains(stderr.String(), testToken) {
+		t.Errorf("the token appears in the shim's log")
+	}
+}
+
+func TestSessionLossIsInvisible(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	changed := make(chan struct{}, 100)
+	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	exercise(t, ctx, cs, "before")
+
+	// A restarted machine: same address, no memory of any session.
+	for round := range 2 {
+		r.stop()
+		r.start()
+		exercise(t, ctx, cs, fmt.Sprintf("after-restart-%d", round))
+	}
+	if got := strings.Count(stderr.String(), "re-initialized it transparently"); got < 2 {
+		t.Errorf("shim logged %d re-initializations, want at least 2", got)
+	}
+
+	// Server-initiated messages reach the client again: they travel on the
+	// GET stream, which the shim had to reopen for the new session. The
+	// stream may still be connecting, so keep changing the tool list until
+	// a notification arrives.
+	got := false
+	for i := 0; i < 100 && !got; i++ {
+		mcp.AddTool(r.mcpServer(), &mcp.Tool{Name: fmt.Sprintf("added-%d", i)},
+			func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{}, nil, nil
+			})
+		select {
+		case <-changed:
+			got = true
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	if !got {
+		t.Fatal("no tools/list_changed notification reached the client after the restart")
+	}
+}
+
+func TestColdStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.reserve()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", r.url())
+
+	// The remote comes up only after the shim has started knocking.
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		for !strings.Contains(stderr.String(), "remote not ready; retrying") {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		time.Sleep(time.Second)
+		r.start()
+	}()
+	cs, err := connect(t, ctx, cmd, nil)
+	<-started
+	if err != nil {
+		t.Fatalf("connect through a cold start: %v", err)
+	}
+	defer cs.Close()
+	exercise(t, ctx, cs, "cold")
+}
+
+func TestWrongToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	const wrong = "wrong-token-value"
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + wrong}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err == nil {
+		cs.Close()
+		t.Fatal("connect with a wrong token succeeded")
+	}
+	if !strings.Contains(err.Error(), "rejected the token") {
+		t.Errorf("error %q does not say the token was rejected", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
+		t.Errorf("the token leaked into the error or the log")
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.reserve() // nothing listens there
+	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "1s", r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err == nil {
+		cs.Close()
+		t.Fatal("connect to nothing succeeded")
+	}
+	if !strings.Contains(err.Error(), "remote unreachable") {
+		t.Errorf("error %q does not say the remote is unreachable", err)
+	}
+}
+
+func TestSSEFallback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, true)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	exercise(t, ctx, cs, "legacy")
+	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
+		t.Errorf("shim did not log the fallback")
+	}
+	text := strings.Repeat("b", 1<<20)
+	if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
+		t.Fatalf("echo of 1 MiB over HTTP+SSE: got %d bytes, %v", len(got), err)
+	}
+
+	// An HTTP+SSE session dies with its stream; the shim builds a new one.
+	r.stop()
+	r.start()
+	exercise(t, ctx, cs, "legacy-after-restart")
+
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("shim exit code %d, want 0", code)
+	}
+}
