@@ -1,0 +1,602 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// procHelperEnv selects a helper mode when the test binary is re-run as a
+// child. It is checked in init rather than TestMain so that this file does
+// not claim the package's single TestMain.
+const procHelperEnv = "MCPWRAP_PROC_HELPER"
+
+func init() {
+	mode := os.Getenv(procHelperEnv)
+	if mode == "" {
+		return
+	}
+	os.Exit(procHelperMain(mode))
+}
+
+func procHelperMain(mode string) int {
+	switch mode {
+	case "ignoreterm":
+		// A server that ignores SIGTERM and even the end of its input.
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		time.Sleep(5 * time.Minute)
+		return 0
+	case "stderrflood":
+		// Each echoed line is preceded by 64 KiB of stderr written from
+		// the same goroutine, so the echo stalls if stderr is not drained.
+		noise := bytes.Repeat([]byte(strings.Repeat("x", 1023)+"\n"), 64)
+		in := bufio.NewReaderSize(os.Stdin, 1<<20)
+		for {
+			line, err := in.ReadBytes('\n')
+			if err != nil {
+				return 0
+			}
+			if _, err := os.Stderr.Write(noise); err != nil {
+				return 1
+			}
+			if _, err := os.Stdout.Write(line); err != nil {
+				return 1
+			}
+		}
+	case "pid1":
+		return procPID1Main()
+	}
+	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
+	return 2
+}
+
+// procSelf runs the test binary as a helper child in the given mode.
+func procSelf(t testing.TB, mode string) Command {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Command{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{procHelperEnv + "=" + mode}}
+}
+
+func procSh(script string) Command {
+	return Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=/usr/bin:/bin"}}
+}
+
+var procFastStop = ProcessOptions{CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond}
+
+func procStart(t testing.TB, cmd Command, opts ProcessOptions) *Process {
+	t.Helper()
+	p, err := StartProcess(cmd, opts, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("StartProcess(%s): %v", cmd.Path, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	return p
+}
+
+// procWaitDone fails the test if the child is not reaped within a generous bound.
+func procWaitDone(t testing.TB, p *Process) {
+	t.Helper()
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("child %d not reaped within 30s", p.Pid())
+	}
+}
+
+func procStop(t testing.TB, p *Process) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}
+
+// procLiveInGroup lists processes in group pgid that are not zombies, read
+// from /proc independently of the code under test.
+func procLiveInGroup(t testing.TB, pgid int) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			live = append(live, e.Name()+" "+s[:strings.LastIndexByte(s, ')')+1]+" "+f[0])
+		}
+	}
+	return live
+}
+
+// procAlive reports whether pid exists and is not a zombie.
+func procAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func procReadLine(t testing.TB, p *Process) string {
+	t.Helper()
+	line, err := p.ReadLine()
+	if err != nil {
+		t.Fatalf("ReadLine: %v", err)
+	}
+	return string(line)
+}
+
+func TestProcessEchoRoundTrip(t *testing.T) {
+	p := procStart(t, Command{Path: "cat"}, procFastStop)
+	for i := range 100 {
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
+		if err := p.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := procReadLine(t, p); got != msg {
+			t.Fatalf("line %d: got %q, want %q", i, got, msg)
+		}
+	}
+	// Lines read earlier must not change when later ones arrive.
+	first, second := []byte("first"), []byte("second\r")
+	p.Write(first)
+	p.Write(second)
+	p.Flush()
+	a, _ := p.ReadLine()
+	b, _ := p.ReadLine()
+	if string(a) != "first" || string(b) != "second" {
+		t.Fatalf("got %q, %q; want \"first\", \"second\" (trailing CR dropped)", a, b)
+	}
+	procStop(t, p)
+	if got := p.Exit(); got != (ExitStatus{Code: 0}) {
+		t.Fatalf("cat ended with %v after stdin closed, want exit status 0", got)
+	}
+	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadLine after Stop: %v, want io.EOF", err)
+	}
+	if err := p.Write([]byte("x")); err == nil {
+		if err := p.Flush(); err == nil {
+			t.Fatal("Write+Flush after Stop succeeded")
+		}
+	}
+}
+
+func TestProcessExitStatus(t *testing.T) {
+	tests := []struct {
+		script string
+		want   ExitStatus
+		str    string
+	}{
+		{"exit 3", ExitStatus{Code: 3}, "exit status 3"},
+		{"exit 0", ExitStatus{Code: 0}, "exit status 0"},
+		{"kill -KILL $$", ExitStatus{Code: -1, Signal: "SIGKILL"}, "killed by signal SIGKILL"},
+		{"kill -SEGV $$", ExitStatus{Code: -1, Signal: "SIGSEGV"}, "killed by signal SIGSEGV"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.script, func(t *testing.T) {
+			p := procStart(t, procSh(tt.script), procFastStop)
+			procWaitDone(t, p)
+			got := p.Exit()
+			if got != tt.want || got.String() != tt.str {
+				t.Fatalf("Exit() = %#v (%q), want %#v (%q)", got, got, tt.want, tt.str)
+			}
+			if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
+				t.Fatalf("ReadLine after exit: %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestProcessStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "server.sh")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		"mcpwrap-no-such-program",
+		filepath.Join(dir, "missing"),
+		notExec,
+		dir,
+	} {
+		p, err := StartProcess(Command{Path: path}, ProcessOptions{}, zerolog.Nop())
+		if err == nil {
+			procStop(t, p)
+			t.Fatalf("StartProcess(%q) succeeded", path)
+		}
+		if !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("StartProcess(%q) = %v, want ErrStart naming the program", path, err)
+		}
+	}
+}
+
+func TestProcessStopEscalatesToKill(t *testing.T) {
+	p := procStart(t, procSelf(t, "ignoreterm"), procFastStop)
+	if got := procReadLine(t, p); got != "ready" {
+		t.Fatalf("got %q, want ready", got)
+	}
+	procStop(t, p)
+	if got := p.Exit(); got.Signal != "SIGKILL" {
+		t.Fatalf("child that ignores SIGTERM ended with %v, want killed by SIGKILL", got)
+	}
+}
+
+func TestProcessStopTerminatesOnTerm(t *testing.T) {
+	// sleep does not read stdin, so closing it does nothing; SIGTERM must.
+	p := procStart(t, procSh("exec sleep 1000"), procFastStop)
+	procStop(t, p)
+	if got := p.Exit(); got.Signal != "SIGTERM" {
+		t.Fatalf("got %v, want killed by SIGTERM", got)
+	}
+}
+
+func TestProcessStopKillsGrandchildren(t *testing.T) {
+	p := procStart(t, procSh("sleep 1000 & echo $!; sleep 1000"), procFastStop)
+	gpid, err := strconv.Atoi(procReadLine(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !procAlive(gpid) {
+		t.Fatalf("grandchild %d not running before Stop", gpid)
+	}
+	procStop(t, p)
+	if live := procLiveInGroup(t, p.Pid()); len(live) > 0 {
+		t.Fatalf("processes left in group %d after Stop: %q", p.Pid(), live)
+	}
+	if procAlive(gpid) {
+		t.Fatalf("grandchild %d still running after Stop", gpid)
+	}
+}
+
+func TestProcessLeaderExitCleansGroup(t *testing.T) {
+	// The grandchild ignores SIGTERM, so it also covers the SIGKILL step,
+	// and it holds stdout and stderr open, which must not hang anything.
+	p := procStart(t, procSh(`(trap "" TERM; echo $(exec sh -c 'echo $PPID'); exec sleep 1000) & sleep 0.2; exit 5`), procFastStop)
+	gpid, err := strconv.Atoi(procReadLine(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	procWaitDone(t, p)
+	if got := p.Exit(); got != (ExitStatus{Code: 5}) {
+		t.Fatalf("got %v, want exit status 5", got)
+	}
+	if live := procLiveInGroup(t, p.Pid()); len(live) > 0 {
+		t.Fatalf("processes left in group %d after the leader exited: %q", p.Pid(), live)
+	}
+	if procAlive(gpid) {
+		t.Fatalf("grandchild %d still running", gpid)
+	}
+	procStop(t, p)
+}
+
+func TestProcessStopConcurrent(t *testing.T) {
+	p := procStart(t, procSh("exec sleep 1000"), procFastStop)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := p.Stop(ctx); err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case <-p.Done():
+			default:
+				errs <- errors.New("Stop returned before the child was reaped")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	procStop(t, p) // and once more after the fact
+}
+
+func TestProcessStopContextKillsAtOnce(t *testing.T) {
+	p := procStart(t, procSelf(t, "ignoreterm"), ProcessOptions{CloseGrace: time.Hour, TermGrace: time.Hour})
+	procReadLine(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with a done context: %v, want context.Canceled", err)
+	}
+	if got := p.Exit(); got.Signal != "SIGKILL" {
+		t.Fatalf("got %v, want killed by SIGKILL", got)
+	}
+}
+
+func TestProcessLongLines(t *testing.T) {
+	p := procStart(t, Command{Path: "cat"}, procFastStop)
+	for _, size := range []int{procReadBuf - 1, procReadBuf, procReadBuf + 1, 1 << 20, 10 << 20} {
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = 'a' + byte(i%26)
+		}
+		// Writing a big line blocks until cat has echoed most of it,
+		// so write from another goroutine.
+		errc := make(chan error, 1)
+		go func() {
+			if err := p.Write(msg); err != nil {
+				errc <- err
+				return
+			}
+			if err := p.Write([]byte("small")); err != nil {
+				errc <- err
+				return
+			}
+			errc <- p.Flush()
+		}()
+		got, err := p.ReadLine()
+		if err != nil {
+			t.Fatalf("%d-byte line: %v", size, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("%d-byte line came back as %d different bytes", size, len(got))
+		}
+		if got := procReadLine(t, p); got != "small" {
+			t.Fatalf("after a %d-byte line got %q, want small", size, got)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestProcessLineTooLong(t *testing.T) {
+	for _, size := range []int{1001, 200 << 10} {
+		opts := procFastStop
+		opts.MaxLine = 1000
+		p := procStart(t, Command{Path: "cat"}, opts)
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			// Fails once Stop closes stdin, as cat stalls on the unread reply.
+			p.Write(bytes.Repeat([]byte("y"), 1000))
+			p.Write(bytes.Repeat([]byte("z"), size))
+			p.Flush()
+		}()
+		if got, err := p.ReadLine(); err != nil || len(got) != 1000 {
+			t.Fatalf("line of exactly MaxLine: %d bytes, %v", len(got), err)
+		}
+		if _, err := p.ReadLine(); !errors.Is(err, ErrLineTooLong) {
+			t.Fatalf("%d-byte line with MaxLine 1000: %v, want ErrLineTooLong", size, err)
+		}
+		if _, err := p.ReadLine(); !errors.Is(err, ErrLineTooLong) {
+			t.Fatalf("ReadLine after ErrLineTooLong: %v, want the same error", err)
+		}
+		procStop(t, p)
+		<-wrote
+	}
+}
+
+func TestProcessStderrTail(t *testing.T) {
+	var logged procSyncBuffer
+	log := zerolog.New(&logged)
+	p, err := StartProcess(procSh(`for i in $(seq 1 50); do echo "line $i" >&2; done; printf 'no newline' >&2; exit 1`),
+		ProcessOptions{TailLines: 5}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procWaitDone(t, p)
+	want := []string{"line 47", "line 48", "line 49", "line 50", "no newline"}
+	if got := p.StderrTail(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("StderrTail() = %q, want %q", got, want)
+	}
+	out := logged.String()
+	if !strings.Contains(out, `"pid":`+strconv.Itoa(p.Pid())) || !strings.Contains(out, `"message":"line 1"`) {
+		t.Fatalf("stderr not logged with the pid:\n%.500s", out)
+	}
+	procStop(t, p)
+}
+
+func TestProcessStderrLongLineCut(t *testing.T) {
+	p := procStart(t, procSh(`head -c 300000 /dev/zero | tr '\0' x >&2; echo >&2; echo after >&2`), procFastStop)
+	procWaitDone(t, p)
+	tail := p.StderrTail()
+	if len(tail) != 2 || len(tail[0]) != procStderrLineCap || tail[1] != "after" {
+		lens := []int{}
+		for _, s := range tail {
+			lens = append(lens, len(s))
+		}
+		t.Fatalf("tail line lengths %v (last %q), want [%d 5] ending in after", lens, tail[len(tail)-1], procStderrLineCap)
+	}
+}
+
+func TestProcessStderrFloodDoesNotBlockStdout(t *testing.T) {
+	p := procStart(t, procSelf(t, "stderrflood"), procFastStop)
+	// 300 lines make ~19 MiB of stderr, far beyond any pipe buffer. The
+	// traffic runs in its own goroutine so that a stall fails the test
+	// instead of hanging it.
+	errc := make(chan error, 1)
+	go func() {
+		for i := range 300 {
+			msg := "msg " + strconv.Itoa(i)
+			if err := p.Write([]byte(msg)); err != nil {
+				errc <- err
+				return
+			}
+			if err := p.Flush(); err != nil {
+				errc <- err
+				return
+			}
+			got, err := p.ReadLine()
+			if err != nil {
+				errc <- err
+				return
+			}
+			if string(got) != msg {
+				errc <- fmt.Errorf("got %q, want %q", got, msg)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		procStop(t, p) // unblocks the goroutine
+		<-errc
+		t.Fatal("stdout traffic stalled while the child wrote to stderr")
+	}
+	procStop(t, p)
+}
+
+type procSyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *procSyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *procSyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func procCountFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestProcessNoLeaks(t *testing.T) {
+	// Warm up lazily created runtime state (signal handling, netpoller)
+	// before taking the baseline.
+	procStop(t, procStart(t, Command{Path: "cat"}, procFastStop))
+	procStop(t, procStart(t, Command{Path: "cat", PTY: true}, procFastStop))
+	runtime.GC()
+	fds, goroutines := procCountFDs(t), runtime.NumGoroutine()
+
+	for i := range 100 {
+		cmd := Command{Path: "cat", PTY: i%4 == 3}
+		if i%2 == 1 {
+			cmd = procSh("sleep 1000 & exec cat")
+		}
+		p, err := StartProcess(cmd, procFastStop, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Write([]byte("hello"))
+		p.Flush()
+		if got := procReadLine(t, p); got != "hello" {
+			t.Fatalf("cycle %d: got %q", i, got)
+		}
+		procStop(t, p)
+	}
+
+	// Goroutines of the last Process may still be returning; give them
+	// a generous bound, not a timing requirement.
+	for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > goroutines {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after 100 cycles\n%s", goroutines, got, buf[:runtime.Stack(buf, true)])
+	}
+	if got := procCountFDs(t); got > fds {
+		t.Fatalf("open fds: %d before, %d after 100 cycles", fds, got)
+	}
+}
+
+func TestProcessPTY(t *testing.T) {
+	p := procStart(t, Command{Path: "cat", PTY: true}, procFastStop)
+	// 100 KiB is far past the 4095-byte limit of a cooked terminal line,
+	// and raw mode must neither echo it nor add '\r'.
+	msg := make([]byte, 100<<10)
+	for i := range msg {
+		msg[i] = byte(' ' + i%90)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if err := p.Write(msg); err != nil {
+			errc <- err
+			return
+		}
+		p.Write([]byte("tail"))
+		errc <- p.Flush()
+	}()
+	got, err := p.ReadLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("100 KiB line through the pty came back as %d different bytes", len(got))
+	}
+	if got := procReadLine(t, p); got != "tail" {
+		t.Fatalf("got %q, want tail", got)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	procStop(t, p)
+	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadLine after Stop: %v, want io.EOF", err)
+	}
+}
+
+func TestProcessPTYExitIsEOF(t *testing.T) {
+	p := procStart(t, Command{Path: "/bin/sh", Args: []string{"-c", "test -t 0 && test -t 1 && ! test -t 2 && echo tty; exit 4"}, PTY: true}, procFastStop)
+	if got := procReadLine(t, p); got != "tty" {
+		t.Fatalf("got %q, want tty (stdin and stdout a terminal, stderr not)", got)
+	}
+	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadLine after the child exited: %v, want io.EOF", err)
+	}
+	procWaitDone(t, p)
+	if got := p.Exit(); got != (ExitStatus{Code: 4}) {
+		t.Fatalf("got %v, want exit status 4", got)
+	}
+}
