@@ -367,7 +367,7 @@ func (p *Process) waitExit() {
 	var info unix.Siginfo
 	for i := 0; ; i++ {
 		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == nil || err != unix.EINTR || i > 1000 {
+		if !errors.Is(err, unix.EINTR) || i > 1000 {
 			if err != nil {
 				p.log.Error().Err(err).Msg("waiting for child")
 			}
