@@ -19,6 +19,27 @@ echo "== fuzz (bounded)"
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./jsonrpc
 go test -run '^$' -fuzz '^FuzzLookup$' -fuzztime 10s ./jsonrpc
 
+echo "== MCP conformance suite, through mcpwrap"
+# The suite's client sends no token: this instance listens on loopback
+# without one, as mcpwrap allows. wrap's tests show the same traffic is
+# refused when a token is set.
+bin=$(mktemp -d)
+go build -o "$bin/mcpwrap" .
+go build -o "$bin/everything" ./examples/everything
+MCPWRAP_LISTEN=127.0.0.1:0 MCPWRAP_LOG_FORMAT=json "$bin/mcpwrap" -- "$bin/everything" 2>"$bin/mcpwrap.log" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$bin"' EXIT
+addr=
+for _ in $(seq 100); do
+	addr=$(grep -o '"addr":"[^"]*"' "$bin/mcpwrap.log" | head -1 | cut -d'"' -f4) && [ -n "$addr" ] && break
+	sleep 0.1
+done
+[ -n "$addr" ] || { echo "mcpwrap did not start:"; cat "$bin/mcpwrap.log"; exit 1; }
+if ! conformance/run.sh "http://$addr/mcp"; then
+	echo "--- mcpwrap log"; tail -50 "$bin/mcpwrap.log"
+	exit 1
+fi
+
 echo "== benchmarks (smoke: one short run each, no thresholds)"
 go test -run '^$' -bench . -benchtime 100x -timeout 10m ./... > /dev/null
 echo "benchmarks ran"
