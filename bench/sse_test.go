@@ -88,7 +88,7 @@ func TestSSEReader(t *testing.T) {
 
 func TestSSEReaderCap(t *testing.T) {
 	for _, stream := range []string{
-		"data: " + strings.Repeat("x", 5000) + "\n\n",                    // one long line
+		"data: " + strings.Repeat("x", 5000) + "\n\n",                     // one long line
 		strings.Repeat("data: "+strings.Repeat("x", 600)+"\n", 10) + "\n", // many short ones
 	} {
 		_, err := readAllEvents(t, stream, 4096)
