@@ -393,6 +393,9 @@ func methodName(quoted []byte) string {
 // JSON token the caller has made valid). A message without an id gets one as
 // its first member. m.Raw is not modified.
 func (m *Message) WithID(id []byte) []byte {
+	if len(m.Raw) == 0 {
+		return nil // not a parsed message
+	}
 	if m.ID == nil {
 		out := make([]byte, 0, len(m.Raw)+len(`"id":,`)+len(id))
 		out = append(out, `{"id":`...)

@@ -53,20 +53,22 @@ func scanString(b []byte, i int) (end int, bad int) {
 	for n := min(len(b), i+16); i < n && !stopsString[b[i]]; i++ {
 	}
 	for {
-		// Eight bytes at a time: long payload strings (file contents, base64)
-		// are where the bytes of big messages live.
-		for i+8 <= len(b) {
-			m := special(binary.LittleEndian.Uint64(b[i:])) & highs
-			if m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
+		if i < len(b) && !stopsString[b[i]] {
+			// Eight bytes at a time: long payload strings (file contents,
+			// base64) are where the bytes of big messages live.
+			for i+8 <= len(b) {
+				m := special(binary.LittleEndian.Uint64(b[i:])) & highs
+				if m != 0 {
+					i += bits.TrailingZeros64(m) / 8
+					break
+				}
+				i += 8
 			}
-			i += 8
-		}
-		// The lowest flagged lane is a real hit, so this stops at once after
-		// a hit above; otherwise it finishes the last few bytes.
-		for i < len(b) && !stopsString[b[i]] {
-			i++
+			// The lowest flagged lane is a real hit, so this stops at once
+			// after a hit above; otherwise it finishes the last few bytes.
+			for i < len(b) && !stopsString[b[i]] {
+				i++
+			}
 		}
 		if i >= len(b) {
 			return -1, len(b)
