@@ -1,0 +1,207 @@
+// Package metrics counts what mcpwrap does — sessions, child exits,
+// requests, bytes — and writes it in the Prometheus text format. It has no
+// dependencies: a handful of counters and histograms do not need a client
+// library.
+package metrics
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Metrics is every series mcpwrap exports.
+type Metrics struct {
+	start time.Time
+	open  func() int // live sessions, read when written out
+
+	sessionsStarted *counterVec // owner
+	sessionsEnded   *counterVec // owner, cause
+	childExits      *counterVec // status
+	requests        *counterVec // method, owner, code
+	requestSeconds  *histogramVec
+	bytesIn         atomic.Uint64
+	bytesOut        atomic.Uint64
+}
+
+// New makes the metrics; open reports the live session count.
+func New(open func() int) *Metrics {
+	return &Metrics{
+		start:           time.Now(),
+		open:            open,
+		sessionsStarted: newCounterVec("owner"),
+		sessionsEnded:   newCounterVec("owner", "cause"),
+		childExits:      newCounterVec("status"),
+		requests:        newCounterVec("method", "owner", "code"),
+		requestSeconds:  newHistogramVec([]float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120}, "method"),
+	}
+}
+
+// SessionStarted counts a session that started for owner.
+func (m *Metrics) SessionStarted(owner string) { m.sessionsStarted.add(1, owner) }
+
+// SessionEnded counts a session that ended, why, and how its child exited.
+func (m *Metrics) SessionEnded(owner, cause, exit string) {
+	m.sessionsEnded.add(1, owner, cause)
+	m.childExits.add(1, exit)
+}
+
+// Request counts one JSON-RPC request answered with HTTP status code.
+func (m *Metrics) Request(method, owner string, code int, d time.Duration) {
+	m.requests.add(1, method, owner, fmt.Sprint(code))
+	m.requestSeconds.observe(d.Seconds(), method)
+}
+
+// Bytes counts body bytes received from and sent to clients.
+func (m *Metrics) Bytes(in, out int) {
+	m.bytesIn.Add(uint64(in))
+	m.bytesOut.Add(uint64(out))
+}
+
+// WriteTo writes every series in the Prometheus text exposition format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	gauge := func(name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name, num(v))
+	}
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("mcpwrap_sessions_open", "Sessions alive now.", float64(m.open()))
+	m.sessionsStarted.write(&b, "mcpwrap_sessions_started_total", "Sessions started, by token name.")
+	m.sessionsEnded.write(&b, "mcpwrap_sessions_ended_total", "Sessions ended, by token name and cause.")
+	m.childExits.write(&b, "mcpwrap_child_exits_total", "Child processes reaped, by exit status.")
+	m.requests.write(&b, "mcpwrap_requests_total", "JSON-RPC requests from clients, by method, token name and HTTP status.")
+	m.requestSeconds.write(&b, "mcpwrap_request_duration_seconds", "Time from a request's arrival to its last response, by method.")
+	counter("mcpwrap_received_bytes_total", "Request body bytes received from clients.", m.bytesIn.Load())
+	counter("mcpwrap_sent_bytes_total", "Message bytes sent to clients.", m.bytesOut.Load())
+	gauge("mcpwrap_uptime_seconds", "Seconds since mcpwrap started.", time.Since(m.start).Seconds())
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+func num(v float64) string {
+	if math.IsInf(v, 1) {
+		return "+Inf"
+	}
+	return fmt.Sprint(v)
+}
+
+// labelKey joins label values; \xff cannot occur in valid UTF-8 text.
+func labelKey(values []string) string { return strings.Join(values, "\xff") }
+
+func labelText(names []string, key string, extra ...string) string {
+	values := strings.Split(key, "\xff")
+	parts := make([]string, 0, len(names)+1)
+	for i, n := range names {
+		parts = append(parts, fmt.Sprintf("%s=%q", n, values[i]))
+	}
+	parts = append(parts, extra...)
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// maxSeries bounds each vector: label values come partly from clients
+// (method names), and a client must not grow mcpwrap's memory without end.
+const maxSeries = 1000
+
+type counterVec struct {
+	labels []string
+	mu     sync.Mutex // guards m
+	m      map[string]*atomic.Uint64
+}
+
+func newCounterVec(labels ...string) *counterVec {
+	return &counterVec{labels: labels, m: map[string]*atomic.Uint64{}}
+}
+
+func (c *counterVec) add(n uint64, values ...string) {
+	key := labelKey(values)
+	c.mu.Lock()
+	v, ok := c.m[key]
+	if !ok {
+		if len(c.m) >= maxSeries {
+			values = slices.Repeat([]string{"other"}, len(values))
+			key = labelKey(values)
+			v = c.m[key]
+		}
+		if v == nil {
+			v = new(atomic.Uint64)
+			c.m[key] = v
+		}
+	}
+	c.mu.Unlock()
+	v.Add(n)
+}
+
+func (c *counterVec) write(b *strings.Builder, name, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, key := range slices.Sorted(maps.Keys(c.m)) {
+		fmt.Fprintf(b, "%s%s %d\n", name, labelText(c.labels, key), c.m[key].Load())
+	}
+}
+
+type histogram struct {
+	counts []uint64 // per bucket, not cumulative
+	count  uint64
+	sum    float64
+}
+
+type histogramVec struct {
+	labels  []string
+	buckets []float64
+	mu      sync.Mutex // guards m
+	m       map[string]*histogram
+}
+
+func newHistogramVec(buckets []float64, labels ...string) *histogramVec {
+	return &histogramVec{labels: labels, buckets: buckets, m: map[string]*histogram{}}
+}
+
+func (h *histogramVec) observe(v float64, values ...string) {
+	key := labelKey(values)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.m[key]
+	if !ok {
+		if len(h.m) >= maxSeries {
+			key = labelKey(slices.Repeat([]string{"other"}, len(values)))
+			s = h.m[key]
+		}
+		if s == nil {
+			s = &histogram{counts: make([]uint64, len(h.buckets))}
+			h.m[key] = s
+		}
+	}
+	if i, _ := slices.BinarySearch(h.buckets, v); i < len(h.buckets) {
+		s.counts[i]++
+	}
+	s.count++
+	s.sum += v
+}
+
+func (h *histogramVec) write(b *strings.Builder, name, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(h.m), cmp.Compare[string])
+	for _, key := range keys {
+		s := h.m[key]
+		var cum uint64
+		for i, le := range h.buckets {
+			cum += s.counts[i]
+			fmt.Fprintf(b, "%s_bucket%s %d\n", name, labelText(h.labels, key, fmt.Sprintf("le=%q", num(le))), cum)
+		}
+		fmt.Fprintf(b, "%s_bucket%s %d\n", name, labelText(h.labels, key, `le="+Inf"`), s.count)
+		fmt.Fprintf(b, "%s_sum%s %s\n", name, labelText(h.labels, key), num(s.sum))
+		fmt.Fprintf(b, "%s_count%s %d\n", name, labelText(h.labels, key), s.count)
+	}
+}

@@ -1,0 +1,53 @@
+package metrics
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExposition(t *testing.T) {
+	m := New(func() int { return 7 })
+	m.SessionStarted("alice")
+	m.SessionEnded("alice", "idle", "exit status 0")
+	m.Request("tools/call", "alice", 200, 3*time.Millisecond)
+	m.Request("tools/call", "alice", 200, 2*time.Second)
+	m.Bytes(100, 250)
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE mcpwrap_sessions_open gauge\nmcpwrap_sessions_open 7\n",
+		`mcpwrap_sessions_ended_total{owner="alice",cause="idle"} 1` + "\n",
+		`mcpwrap_request_duration_seconds_bucket{method="tools/call",le="0.001"} 0` + "\n",
+		`mcpwrap_request_duration_seconds_bucket{method="tools/call",le="0.005"} 1` + "\n",
+		`mcpwrap_request_duration_seconds_bucket{method="tools/call",le="1"} 1` + "\n",
+		`mcpwrap_request_duration_seconds_bucket{method="tools/call",le="5"} 2` + "\n",
+		`mcpwrap_request_duration_seconds_bucket{method="tools/call",le="+Inf"} 2` + "\n",
+		`mcpwrap_request_duration_seconds_count{method="tools/call"} 2` + "\n",
+		"mcpwrap_received_bytes_total 100\n",
+		"mcpwrap_sent_bytes_total 250\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSeriesAreBounded(t *testing.T) {
+	m := New(func() int { return 0 })
+	for i := range maxSeries + 50 {
+		m.SessionStarted(fmt.Sprint("owner-", i))
+	}
+	if n := len(m.sessionsStarted.m); n != maxSeries+1 {
+		t.Errorf("%d series, want %d (the cap plus one for the rest)", n, maxSeries+1)
+	}
+	var b strings.Builder
+	_, _ = m.WriteTo(&b)
+	if !strings.Contains(b.String(), `mcpwrap_sessions_started_total{owner="other"} 50`) {
+		t.Error("overflow not counted under other")
+	}
+}
