@@ -19,6 +19,7 @@ type Options struct {
 	MaxQueue    int           // messages held for a stream nobody reads
 	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
 	IDPrefix    string        // prepended to every session id (names the machine that owns it)
+	Observer    Observer      // optional
 }
 
 // Registry holds the live sessions by id.
@@ -84,13 +85,15 @@ func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 		log.Error().Err(err).Msg("session not started")
 		return nil, err
 	}
-	s := newSession(id, proc, r.opts, log, legacy, r.remove)
-	s.owner = owner.Name
+	if r.opts.Observer != nil {
+		r.opts.Observer.SessionStarted(owner.Name)
+	}
+	s := newSession(id, owner.Name, proc, r.opts, log, legacy, r.remove)
 	r.sessions[id] = s
 	log.Info().Int("pid", proc.Pid()).Bool("legacy", legacy).Msg("session started")
 	if r.closed {
 		// Shutdown began while the child started: it must not outlive it.
-		go s.Close(context.Background())
+		go s.closeFor(context.Background(), CauseShutdown)
 	}
 	return s, nil
 }
@@ -164,7 +167,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Unlock()
 
 	for _, s := range live {
-		go s.Close(ctx)
+		go s.closeFor(ctx, CauseShutdown)
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
@@ -202,7 +205,7 @@ func (r *Registry) Run(ctx context.Context) {
 			last, busy := s.idleSince()
 			if !busy && time.Since(last) > r.opts.IdleTimeout {
 				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
-				go s.Close(context.Background())
+				go s.closeFor(context.Background(), CauseIdle)
 			}
 		}
 	}

@@ -29,18 +29,25 @@ var (
 	ErrStreamBusy      = errors.New("a stream is already open for this session")
 )
 
+// Observer hears of sessions starting and ending (metrics).
+type Observer interface {
+	SessionStarted(owner string)
+	SessionEnded(owner, cause, exit string)
+}
+
 // CodeSessionEnded is the JSON-RPC error code of the answer to a request
 // that was in flight when its session ended.
 const CodeSessionEnded = -32000
 
 // A Session is one client session and the child process that serves it.
 type Session struct {
-	id      string
-	owner   string // the name of the token that opened the session
-	proc    *Process
-	log     zerolog.Logger
-	started time.Time
-	onEnd   func(*Session)
+	id       string
+	owner    string // the name of the token that opened the session
+	proc     *Process
+	log      zerolog.Logger
+	started  time.Time
+	onEnd    func(*Session)
+	observer Observer
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
 	stream chan []byte   // server-initiated messages for the session's own stream
@@ -55,7 +62,8 @@ type Session struct {
 	inflight   []*Exchange          // exchanges still owed a response, oldest first
 	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
 	lastActive time.Time
-	legacy     bool // HTTP+SSE: every message goes to the stream
+	legacy     bool   // HTTP+SSE: every message goes to the stream
+	reason     string // why the session is being closed, if someone closes it
 }
 
 // call is one request in flight: who asked, and the id they used.
@@ -113,9 +121,11 @@ func (s *Session) Err() error {
 	}
 }
 
-func newSession(id string, proc *Process, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
+func newSession(id, owner string, proc *Process, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
+		owner:      owner,
+		observer:   opts.Observer,
 		proc:       proc,
 		log:        log,
 		started:    time.Now(),
@@ -255,8 +265,24 @@ func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
 // then SIGKILL to its process group), requests in flight are answered with
 // an error, and Close returns once all of that is done or ctx ends.
 func (s *Session) Close(ctx context.Context) error {
+	return s.closeFor(ctx, CauseClosed)
+}
+
+// Why a session ended, as logs and metrics say it.
+const (
+	CauseClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
+	CauseIdle      = "idle"       // no request for the idle timeout
+	CauseShutdown  = "shutdown"   // mcpwrap is stopping
+	CauseChildExit = "child_exit" // the child exited by itself
+	CauseError     = "error"      // the child broke the protocol (a line over the limit)
+)
+
+func (s *Session) closeFor(ctx context.Context, cause string) error {
 	s.mu.Lock()
 	s.closing = true
+	if s.reason == "" {
+		s.reason = cause
+	}
 	s.mu.Unlock()
 	err := s.proc.Stop(ctx)
 	select {
@@ -485,11 +511,25 @@ func (s *Session) end(readErr error) {
 		}
 	}
 
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	switch {
+	case reason != "":
+	case readErr != nil && !errors.Is(readErr, io.EOF):
+		reason = CauseError
+	default:
+		reason = CauseChildExit
+	}
 	ev := s.log.Info()
-	if exit.Code != 0 || exit.Signal != "" {
+	if reason == CauseChildExit || reason == CauseError {
+		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.proc.StderrTail())
 	}
-	ev.Int("pid", s.proc.Pid()).Str("exit", exit.String()).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	ev.Int("pid", s.proc.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	if s.observer != nil {
+		s.observer.SessionEnded(s.owner, reason, exit.String())
+	}
 
 	s.cause = cause
 	close(s.done)

@@ -79,6 +79,7 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		parseError(w, err)
 		return
 	}
+	noteMessages(r, msgs, len(body))
 	if _, err := s.Send(r.Context(), msgs); err != nil {
 		if errors.Is(err, session.ErrEnded) {
 			writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")

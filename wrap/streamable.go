@@ -95,6 +95,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		parseError(w, err)
 		return
 	}
+	noteMessages(r, msgs, len(body))
 	if batch && ver >= "2025-06-18" {
 		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "Invalid Request: batches are not part of protocol "+ver)
 		return

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/rs/zerolog"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// FLY_MACHINE_ID). Session ids then start with it, and a request for a
 	// session another instance owns is sent there with a fly-replay header.
 	MachineID string
+	// Metrics, when set, counts requests and is served at /metrics behind
+	// the same token as the MCP endpoints (see also MetricsHandler).
+	Metrics *metrics.Metrics
 }
 
 // Tenant is one accepted bearer token, the name it is known by in logs, and
@@ -64,9 +68,12 @@ func New(opts Options, reg *session.Registry, log zerolog.Logger) *Handler {
 		h.digests = append(h.digests, sha256.Sum256([]byte(t.Token)))
 	}
 	h.mux.HandleFunc("/healthz", h.health)
-	h.mux.Handle(opts.Path, h.guard(http.HandlerFunc(h.streamable)))
-	h.mux.Handle(opts.SSEPath, h.guard(http.HandlerFunc(h.sseStream)))
-	h.mux.Handle(opts.MessagePath, h.guard(http.HandlerFunc(h.sseMessage)))
+	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.streamable))))
+	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
+	h.mux.Handle(opts.MessagePath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseMessage))))
+	if opts.Metrics != nil {
+		h.mux.Handle("/metrics", h.guard(MetricsHandler(opts.Metrics)))
+	}
 	return h
 }
 
@@ -214,6 +221,19 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		Sessions int    `json:"sessions"`
 		Problem  string `json:"problem,omitempty"`
 	}{state, h.reg.Len(), problem})
+}
+
+// MetricsHandler serves m in the Prometheus text format.
+func MetricsHandler(m *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_, _ = m.WriteTo(w)
+	})
 }
 
 // startStatus turns a failure to start a session into a status: full or
