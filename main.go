@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/config"
+	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/rs/zerolog"
@@ -80,7 +81,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		go session.ReapOrphans(reapCtx, log)
 	}
 
-	reg := session.NewRegistry(session.Options{
+	var reg *session.Registry
+	stats := metrics.New(func() int { return reg.Len() })
+	reg = session.NewRegistry(session.Options{
 		Command: session.Command{
 			Path: cfg.Command[0],
 			Args: cfg.Command[1:],
@@ -97,6 +100,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		MaxQueue:    cfg.MaxQueue,
 		IdleTimeout: cfg.IdleTimeout,
 		IDPrefix:    idPrefix(cfg.MachineID),
+		Observer:    stats,
 	}, log)
 	handler := wrap.New(wrap.Options{
 		Path:           cfg.Path,
@@ -108,6 +112,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		KeepAlive:      cfg.KeepAlive,
 		RequestTimeout: cfg.RequestTimeout,
 		MachineID:      cfg.MachineID,
+		Metrics:        stats,
 	}, reg, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -118,6 +123,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listening for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", wrap.MetricsHandler(stats))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+	}
 
 	runCtx, stopRunning := context.WithCancel(ctx)
 	defer stopRunning()

@@ -27,6 +27,7 @@
 //	MCPWRAP_CHILD_DIR               (none)             working directory of the child
 //	MCPWRAP_TENANTS_FILE            (none)             JSON file of named tokens, each with its child's environment
 //	MCPWRAP_EXIT_WHEN_IDLE          0                  exit 0 once no session has existed for this long (0: never)
+//	MCPWRAP_METRICS_LISTEN          (none)             also serve /metrics here, without a token (a private address)
 //	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
@@ -79,6 +80,7 @@ type Config struct {
 	ChildDir       string        `env:"CHILD_DIR" help:"working directory of the child"`
 	TenantsFile    string        `env:"TENANTS_FILE" help:"JSON file of named tokens, each with extra environment for its children"`
 	ExitWhenIdle   time.Duration `env:"EXIT_WHEN_IDLE" envDefault:"0" help:"exit 0 once no session has existed for this long (0 never)"`
+	MetricsListen  string        `env:"METRICS_LISTEN" help:"also serve /metrics on this host:port, without a token"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
 	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
