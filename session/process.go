@@ -49,8 +49,7 @@ const (
 	procDefaultTermGrace  = 3 * time.Second
 	procDefaultTailLines  = 20
 
-	// procReadBuf is the stdout buffer that most messages fit in; longer
-	// lines grow a private buffer that is handed to the caller.
+	// procReadBuf is the stdout buffer that most messages fit in.
 	procReadBuf  = 64 << 10
 	procWriteBuf = 64 << 10
 
@@ -502,9 +501,10 @@ func (p *Process) keepTail(s string) {
 	p.tailAt = (p.tailAt + 1) % len(p.tail)
 }
 
-// procLineReader splits stdout into lines with a hard cap. Lines that fit in
-// the default buffer are copied out once; longer ones are read into a buffer
-// that grows by doubling and is then handed to the caller without a copy.
+// procLineReader splits stdout into lines with a hard cap. A line that fits
+// in the buffer costs one allocation of its own size. A longer one is read
+// into fixed-size chunks and joined once, so each byte is copied once and
+// the caller gets a slice of exactly the line's length.
 type procLineReader struct {
 	rd   io.Reader
 	buf  []byte
@@ -515,8 +515,15 @@ type procLineReader struct {
 	err  error // sticky
 }
 
+// procLongChunk is the unit a long line is read in: big enough for few
+// reads, small enough that the unused end of the last chunk stays minor.
+const procLongChunk = 256 << 10
+
+// procMaxEmptyReads bounds reads that return nothing and no error.
+const procMaxEmptyReads = 100
+
 func (lr *procLineReader) readLine() ([]byte, error) {
-	for {
+	for empty := 0; ; {
 		if i := bytes.IndexByte(lr.buf[lr.scan:lr.w], '\n'); i >= 0 {
 			end := lr.scan + i
 			return lr.take(end, end+1)
@@ -530,70 +537,117 @@ func (lr *procLineReader) readLine() ([]byte, error) {
 			return nil, lr.err
 		}
 		if lr.w-lr.r > lr.max {
-			lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
-			return nil, lr.err
+			return nil, lr.tooLong()
 		}
 		if lr.w == len(lr.buf) {
-			lr.makeRoom()
+			if lr.r == 0 {
+				return lr.readLong()
+			}
+			copy(lr.buf, lr.buf[lr.r:lr.w])
+			lr.w -= lr.r
+			lr.scan -= lr.r
+			lr.r = 0
 		}
 		n, err := lr.rd.Read(lr.buf[lr.w:])
 		lr.w += n
 		if err != nil {
 			lr.err = lr.readErr(err)
+		} else if n == 0 {
+			if empty++; empty >= procMaxEmptyReads {
+				lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
+			}
 		}
 	}
 }
 
-// take returns buf[r:end] as the line and resumes reading at next.
+// take copies buf[r:end] out as the line and resumes reading at next.
 func (lr *procLineReader) take(end, next int) ([]byte, error) {
 	if end-lr.r > lr.max {
-		lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
-		return nil, lr.err
+		return nil, lr.tooLong()
 	}
-	line := lr.buf[lr.r:end:end]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	if len(line) > procReadBuf {
-		// Only a grown buffer holds a line this long. It becomes the
-		// caller's; what follows the line moves to a fresh buffer so the
-		// two never share memory.
-		rest := lr.buf[next:lr.w]
-		lr.buf = make([]byte, max(procReadBuf, len(rest)))
-		lr.r, lr.w, lr.scan = 0, copy(lr.buf, rest), 0
-		return line, nil
-	}
+	line := procTrimCR(lr.buf[lr.r:end])
 	out := make([]byte, len(line))
 	copy(out, line)
 	lr.r, lr.scan = next, next
 	if lr.r == lr.w {
 		lr.r, lr.w, lr.scan = 0, 0, 0
 		if len(lr.buf) > procReadBuf {
-			// Drop a buffer grown for a long line once it is drained.
+			// A chunk kept after a long line goes once drained.
 			lr.buf = make([]byte, procReadBuf)
 		}
 	}
 	return out, nil
 }
 
-// makeRoom frees space at the end of a full buffer: by moving the unread
-// part to the front, or by doubling the buffer (capped at max+1, room for
-// the longest line and its newline).
-func (lr *procLineReader) makeRoom() {
-	unread := lr.w - lr.r
-	size := len(lr.buf)
-	if unread >= size/2 {
-		size = max(min(2*size, lr.max+1), unread+1)
+// readLong finishes a line that filled the whole buffer. The buffer becomes
+// the first chunk; later chunks are read straight from the child.
+func (lr *procLineReader) readLong() ([]byte, error) {
+	chunks := [][]byte{lr.buf[lr.r:lr.w]}
+	total := lr.w - lr.r
+	lr.buf, lr.r, lr.w, lr.scan = nil, 0, 0, 0
+	for lr.buf == nil {
+		if total > lr.max {
+			lr.buf = make([]byte, procReadBuf)
+			return nil, lr.tooLong()
+		}
+		// Reading past max+1 bytes would only fetch what we must reject.
+		chunk := make([]byte, min(procLongChunk, lr.max+1-total))
+		n, nl := 0, -1
+		for empty := 0; n < len(chunk) && nl < 0 && lr.err == nil; {
+			m, err := lr.rd.Read(chunk[n:])
+			if i := bytes.IndexByte(chunk[n:n+m], '\n'); i >= 0 {
+				nl = n + i
+			}
+			n += m
+			if err != nil {
+				lr.err = lr.readErr(err)
+			} else if m == 0 {
+				if empty++; empty >= procMaxEmptyReads {
+					lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
+				}
+			}
+		}
+		switch {
+		case nl >= 0:
+			chunks = append(chunks, chunk[:nl])
+			total += nl
+			// What followed the newline is the start of the next lines.
+			if rest := chunk[nl+1 : n]; len(rest) <= procReadBuf {
+				lr.buf = make([]byte, procReadBuf)
+				lr.w = copy(lr.buf, rest)
+			} else {
+				lr.buf, lr.r, lr.w, lr.scan = chunk, nl+1, n, nl+1
+			}
+		case lr.err != nil:
+			// A last line without a newline is still a message.
+			chunks = append(chunks, chunk[:n])
+			total += n
+			lr.buf = make([]byte, procReadBuf)
+		default:
+			chunks = append(chunks, chunk)
+			total += n
+		}
 	}
-	if size == len(lr.buf) {
-		copy(lr.buf, lr.buf[lr.r:lr.w])
-	} else {
-		nb := make([]byte, size)
-		copy(nb, lr.buf[lr.r:lr.w])
-		lr.buf = nb
+	if total > lr.max {
+		return nil, lr.tooLong()
 	}
-	lr.scan -= lr.r
-	lr.r, lr.w = 0, unread
+	out := make([]byte, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return procTrimCR(out), nil
+}
+
+func (lr *procLineReader) tooLong() error {
+	lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
+	return lr.err
+}
+
+func procTrimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
+	}
+	return line
 }
 
 func (lr *procLineReader) readErr(err error) error {

@@ -60,6 +60,15 @@ func procHelperMain(mode string) int {
 				return 1
 			}
 		}
+	case "spew":
+		// Writes one line of the given size over and over, for benchmarks.
+		size, _ := strconv.Atoi(os.Getenv("MCPWRAP_PROC_SPEW_SIZE"))
+		line := append(bytes.Repeat([]byte("s"), size), '\n')
+		for {
+			if _, err := os.Stdout.Write(line); err != nil {
+				return 0
+			}
+		}
 	case "pid1":
 		return procPID1Main()
 	}
@@ -598,5 +607,84 @@ func TestProcessPTYExitIsEOF(t *testing.T) {
 	procWaitDone(t, p)
 	if got := p.Exit(); got != (ExitStatus{Code: 4}) {
 		t.Fatalf("got %v, want exit status 4", got)
+	}
+}
+
+var procBenchSizes = []struct {
+	name string
+	size int
+}{{"200B", 200}, {"1MiB", 1 << 20}}
+
+// BenchmarkProcessReadLine reads lines that a child writes as fast as it can;
+// allocations are ReadLine's alone.
+func BenchmarkProcessReadLine(b *testing.B) {
+	for _, bs := range procBenchSizes {
+		b.Run(bs.name, func(b *testing.B) {
+			cmd := procSelf(b, "spew")
+			cmd.Env = append(cmd.Env, "MCPWRAP_PROC_SPEW_SIZE="+strconv.Itoa(bs.size))
+			p := procStart(b, cmd, procFastStop)
+			b.SetBytes(int64(bs.size + 1))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				line, err := p.ReadLine()
+				if err != nil || len(line) != bs.size {
+					b.Fatalf("%d bytes, %v", len(line), err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProcessWriteFlush writes one message per Flush to a child that
+// discards its input; allocations are Write and Flush's alone.
+func BenchmarkProcessWriteFlush(b *testing.B) {
+	for _, bs := range procBenchSizes {
+		b.Run(bs.name, func(b *testing.B) {
+			p := procStart(b, procSh("exec cat >/dev/null"), procFastStop)
+			msg := bytes.Repeat([]byte("w"), bs.size)
+			b.SetBytes(int64(bs.size + 1))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := p.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProcessRoundTrip sends a message through cat and waits for it to
+// come back: the latency one request adds, pipes and scheduling included.
+func BenchmarkProcessRoundTrip(b *testing.B) {
+	for _, bs := range procBenchSizes {
+		b.Run(bs.name, func(b *testing.B) {
+			p := procStart(b, Command{Path: "cat"}, procFastStop)
+			msg := bytes.Repeat([]byte("r"), bs.size)
+			b.SetBytes(int64(bs.size + 1))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				errc := make(chan error, 1)
+				go func() {
+					if err := p.Write(msg); err != nil {
+						errc <- err
+						return
+					}
+					errc <- p.Flush()
+				}()
+				line, err := p.ReadLine()
+				if err != nil || len(line) != bs.size {
+					b.Fatalf("%d bytes, %v", len(line), err)
+				}
+				if err := <-errc; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
