@@ -20,8 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/bench"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
+	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/rs/zerolog"
@@ -54,8 +56,14 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	}
 	if len(args) > 0 {
 		switch args[0] {
-		case "proxy", "bench":
-			return fmt.Errorf("%w: mcpwrap %s is not built yet", config.ErrUsage, args[0])
+		case "proxy":
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return proxy.Run(ctx, args[1:], getenv, stdin, stdout, stderr)
+		case "bench":
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return bench.Run(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 
