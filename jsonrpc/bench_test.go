@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const mib = 1 << 20
@@ -114,6 +115,36 @@ func BenchmarkProgressToken(b *testing.B) {
 					b.Fatal("no token")
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkSpeedup runs Parse and json.Valid alternately on the same input and
+// reports how many times faster Parse is. Alternating puts both under the same
+// machine load, so the ratio holds even where ns/op wanders.
+func BenchmarkSpeedup(b *testing.B) {
+	for _, in := range benchInputs {
+		b.Run(in.name, func(b *testing.B) {
+			// Repeat small inputs so the clock's own cost does not count.
+			reps := max(1, 64<<10/len(in.b))
+			var parse, valid time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				for range reps {
+					if _, err := Parse(in.b); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t1 := time.Now()
+				for range reps {
+					if !json.Valid(in.b) {
+						b.Fatal("invalid")
+					}
+				}
+				parse += t1.Sub(t0)
+				valid += time.Since(t1)
+			}
+			b.ReportMetric(float64(valid)/float64(parse), "x-json.Valid")
 		})
 	}
 }
