@@ -688,3 +688,57 @@ func BenchmarkProcessRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+func TestProcessEnvironmentAndDir(t *testing.T) {
+	// A nil Env must not hand the child our environment (it may hold the
+	// server's token).
+	t.Setenv("MCPWRAP_PROC_SECRET", "do-not-leak")
+	p := procStart(t, Command{Path: "/usr/bin/env"}, procFastStop)
+	if line, err := p.ReadLine(); !errors.Is(err, io.EOF) {
+		t.Fatalf("child with nil Env printed %q (%v), want an empty environment", line, err)
+	}
+	dir := t.TempDir()
+	p = procStart(t, Command{Path: "/bin/sh", Args: []string{"-c", `echo "$FOO" && pwd -P`}, Env: []string{"FOO=bar"}, Dir: dir}, procFastStop)
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := procReadLine(t, p); got != "bar" {
+		t.Fatalf("FOO=%q, want bar", got)
+	}
+	if got := procReadLine(t, p); got != realDir {
+		t.Fatalf("working directory %q, want %q", got, realDir)
+	}
+}
+
+func TestProcessEscapedGrandchildDoesNotHang(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/setsid"); err != nil {
+		t.Skip("setsid(1) not installed")
+	}
+	// The grandchild leaves the group, so no group signal reaches it, and
+	// it keeps stdout and stderr open. Done and ReadLine must still end.
+	p := procStart(t, procSh("setsid sleep 1000 & echo $!; exit 0"), procFastStop)
+	gpid, err := strconv.Atoi(procReadLine(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(gpid, syscall.SIGKILL) })
+	procWaitDone(t, p)
+	read := make(chan error, 1)
+	go func() {
+		_, err := p.ReadLine()
+		read <- err
+	}()
+	procStop(t, p)
+	select {
+	case err := <-read:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("ReadLine after Stop: %v, want io.EOF", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ReadLine still blocked after Stop")
+	}
+	if !procAlive(gpid) {
+		t.Fatalf("the escaped grandchild %d was not running; the test proves nothing", gpid)
+	}
+}
