@@ -182,9 +182,9 @@ func addConformanceTools(s *mcp.Server, png []byte) {
 	}
 	mcp.AddTool(s, &mcp.Tool{Name: "test_sampling", Description: "Asks the client to sample an LLM reply to prompt (maxTokens 100) and returns it."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in promptArgs) (*mcp.CallToolResult, any, error) {
-			reply, err := sample(ctx, req.Session, in.Prompt)
-			if err != nil {
-				return nil, nil, err
+			reply, pending, err := sample(ctx, req, in.Prompt)
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("LLM response: %s", reply), nil, nil
 		})
@@ -198,9 +198,9 @@ func addConformanceTools(s *mcp.Server, png []byte) {
 				"username": map[string]any{"type": "string", "description": "User's response"},
 				"email":    map[string]any{"type": "string", "description": "User's email address"},
 			}, "username", "email")
-			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: in.Message, RequestedSchema: schema})
-			if err != nil {
-				return nil, nil, fmt.Errorf("elicitation: %w", err)
+			res, pending, err := elicit(ctx, req, &mcp.ElicitParams{Message: in.Message, RequestedSchema: schema})
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("User response: %s", describeElicit(res)), nil, nil
 		})
@@ -214,9 +214,9 @@ func addConformanceTools(s *mcp.Server, png []byte) {
 				"status":   map[string]any{"type": "string", "description": "Account status", "enum": []string{"active", "inactive", "pending"}, "default": "active"},
 				"verified": map[string]any{"type": "boolean", "description": "Whether the account is verified", "default": true},
 			})
-			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Please review and update the form fields with defaults", RequestedSchema: schema})
-			if err != nil {
-				return nil, nil, fmt.Errorf("elicitation: %w", err)
+			res, pending, err := elicit(ctx, req, &mcp.ElicitParams{Message: "Please review and update the form fields with defaults", RequestedSchema: schema})
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("Elicitation completed: %s", describeElicit(res)), nil, nil
 		})
@@ -241,9 +241,9 @@ func addConformanceTools(s *mcp.Server, png []byte) {
 				"titledMulti": map[string]any{"type": "array", "description": "Pick any",
 					"items": map[string]any{"anyOf": titled("value1", "First Choice", "value2", "Second Choice", "value3", "Third Choice")}},
 			})
-			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Please choose from the enum fields", RequestedSchema: schema})
-			if err != nil {
-				return nil, nil, fmt.Errorf("elicitation: %w", err)
+			res, pending, err := elicit(ctx, req, &mcp.ElicitParams{Message: "Please choose from the enum fields", RequestedSchema: schema})
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("Elicitation completed: %s", describeElicit(res)), nil, nil
 		})
@@ -301,24 +301,83 @@ func describeElicit(res *mcp.ElicitResult) string {
 	return fmt.Sprintf("action=%s, content=%s", res.Action, content)
 }
 
+// Sampling and elicitation reach the client in one of two ways, chosen by
+// the session's protocol era. Up to 2025-11-25 the server sends the client a
+// request of its own while the call is running. From 2026-07-28 servers may
+// not: the call ends with an input-required result naming what it needs, and
+// the client calls again with the answers (SEP-2322), which arrive in
+// req.Params.InputResponses under the key chosen here.
+const inputKey = "input"
+
+// modern reports whether the session speaks 2026-07-28 or later. A session
+// with no initialize at all is a stateless, hence modern, one.
+func modern(ss *mcp.ServerSession) bool {
+	p := ss.InitializeParams()
+	return p == nil || p.ProtocolVersion >= "2026-07-28"
+}
+
+// inputRequired is the result that asks a modern client for ir.
+func inputRequired(ir mcp.InputRequest) *mcp.CallToolResult {
+	return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{inputKey: ir}}
+}
+
 // sample asks the client's LLM to answer prompt and returns the reply's text
-// (or its JSON when the reply is not text).
-func sample(ctx context.Context, ss *mcp.ServerSession, prompt string) (string, error) {
-	res, err := ss.CreateMessage(ctx, &mcp.CreateMessageParams{
+// (or its JSON when the reply is not text). When the answer has to come in a
+// later call, it returns the result to send instead.
+func sample(ctx context.Context, req *mcp.CallToolRequest, prompt string) (string, *mcp.CallToolResult, error) {
+	params := &mcp.CreateMessageParams{
 		Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: prompt}}},
 		MaxTokens: 100,
-	})
+	}
+	var content []mcp.Content
+	if modern(req.Session) {
+		r, ok := req.Params.InputResponses[inputKey]
+		if !ok {
+			return "", inputRequired(params), nil
+		}
+		res, ok := r.(*mcp.CreateMessageWithToolsResult)
+		if !ok {
+			return "", nil, fmt.Errorf("input response is %T, want a sampling result", r)
+		}
+		content = res.Content
+	} else {
+		res, err := req.Session.CreateMessage(ctx, params)
+		if err != nil {
+			return "", nil, fmt.Errorf("sampling: %w", err)
+		}
+		content = []mcp.Content{res.Content}
+	}
+	if len(content) == 1 {
+		if t, ok := content[0].(*mcp.TextContent); ok {
+			return t.Text, nil, nil
+		}
+	}
+	b, err := json.Marshal(content)
 	if err != nil {
-		return "", fmt.Errorf("sampling: %w", err)
+		return "", nil, fmt.Errorf("encoding sampled content: %w", err)
 	}
-	if t, ok := res.Content.(*mcp.TextContent); ok {
-		return t.Text, nil
+	return string(b), nil, nil
+}
+
+// elicit asks the user through the client; like sample, it may return the
+// result to send instead of an answer.
+func elicit(ctx context.Context, req *mcp.CallToolRequest, params *mcp.ElicitParams) (*mcp.ElicitResult, *mcp.CallToolResult, error) {
+	if modern(req.Session) {
+		r, ok := req.Params.InputResponses[inputKey]
+		if !ok {
+			return nil, inputRequired(params), nil
+		}
+		res, ok := r.(*mcp.ElicitResult)
+		if !ok {
+			return nil, nil, fmt.Errorf("input response is %T, want an elicitation result", r)
+		}
+		return res, nil, nil
 	}
-	b, err := json.Marshal(res.Content)
+	res, err := req.Session.Elicit(ctx, params)
 	if err != nil {
-		return "", fmt.Errorf("encoding sampled content: %w", err)
+		return nil, nil, fmt.Errorf("elicitation: %w", err)
 	}
-	return string(b), nil
+	return res, nil, nil
 }
 
 func addTestTools(s *mcp.Server, e env) {
@@ -406,9 +465,9 @@ func addTestTools(s *mcp.Server, e env) {
 	}
 	mcp.AddTool(s, &mcp.Tool{Name: "sample", Description: "Calls sampling/createMessage on the client with prompt and returns the reply text."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in sampleArgs) (*mcp.CallToolResult, any, error) {
-			reply, err := sample(ctx, req.Session, in.Prompt)
-			if err != nil {
-				return nil, nil, err
+			reply, pending, err := sample(ctx, req, in.Prompt)
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("%s", reply), nil, nil
 		})
@@ -419,9 +478,9 @@ func addTestTools(s *mcp.Server, e env) {
 	mcp.AddTool(s, &mcp.Tool{Name: "elicit", Description: `Calls elicitation/create with message and a form of one optional string field "answer"; returns "action=<action>, content=<JSON>".`},
 		func(ctx context.Context, req *mcp.CallToolRequest, in elicitArgs) (*mcp.CallToolResult, any, error) {
 			schema := objectSchema(map[string]any{"answer": map[string]any{"type": "string", "description": "Your answer"}})
-			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: in.Message, RequestedSchema: schema})
-			if err != nil {
-				return nil, nil, fmt.Errorf("elicitation: %w", err)
+			res, pending, err := elicit(ctx, req, &mcp.ElicitParams{Message: in.Message, RequestedSchema: schema})
+			if pending != nil || err != nil {
+				return pending, nil, err
 			}
 			return textResult("%s", describeElicit(res)), nil, nil
 		})
