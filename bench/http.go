@@ -214,6 +214,7 @@ func (s *httpSession) readJSON(resp *http.Response) (*message, error) {
 // declares no capabilities, so nothing it could be asked needs an answer.
 func (s *httpSession) readSSE(body io.Reader, id int64, cut context.CancelFunc) (*message, error) {
 	r := newSSEReader(body, s.o.maxMsg)
+	defer r.release()
 	for {
 		ev, err := r.next()
 		if err != nil {
