@@ -103,7 +103,6 @@ type Process struct {
 	stdin  *os.File
 	stdout *os.File
 	stderr *os.File
-	pty    bool
 
 	w  *bufio.Writer   // used only by the single writer goroutine
 	lr *procLineReader // used only by the single reader goroutine
@@ -160,7 +159,6 @@ func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Proces
 	p := &Process{
 		cmd:        c,
 		opts:       opts,
-		pty:        cmd.PTY,
 		done:       make(chan struct{}),
 		stderrDone: make(chan struct{}),
 	}
@@ -269,14 +267,14 @@ func (p *Process) ReadLine() ([]byte, error) {
 // Done is closed once the child has been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Exit describes how the child ended; valid after Done is closed.
+// Exit describes how the child ended. It waits for Done.
 func (p *Process) Exit() ExitStatus {
 	<-p.done
 	return p.exit
 }
 
-// StderrTail returns the last stderr lines, oldest first. After Done it holds
-// everything the child wrote before it ended.
+// StderrTail returns the last stderr lines, oldest first. After Done it ends
+// with the last line the child wrote, for crash reports.
 func (p *Process) StderrTail() []string {
 	p.tailMu.Lock()
 	defer p.tailMu.Unlock()
