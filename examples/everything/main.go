@@ -47,9 +47,15 @@
 //	                     returns "action=<action>, content=<JSON>"
 //	progress {steps, ms?}  sends steps progress notifications (1..steps of steps) for the
 //	                     call's progress token, ms apart, then returns; fails without a token
-//	log {count, level?}  sends count notifications/message (default level info); like every
-//	                     SDK server it sends nothing before the client calls logging/setLevel
+//	log {count, level?}  sends count notifications/message (default level info), only at or
+//	                     above the client's level: like every SDK server it sends nothing
+//	                     before logging/setLevel (2026-07-28: the level in the request's _meta)
 //	touch {uri}          sends notifications/resources/updated for uri to its subscribers
+//
+// Sampling and elicitation (sample, elicit, test_sampling, test_elicitation*)
+// are requests to the client up to protocol 2025-11-25; a 2026-07-28 client
+// gets them as an input-required result and calls again with the answers
+// (SEP-2322).
 //
 // # Environment
 //
