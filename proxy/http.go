@@ -229,16 +229,25 @@ func statusError(resp *http.Response, body []byte) error {
 }
 
 // answerFromBody delivers body as c's answer when it is a JSON-RPC response
-// to c (a server explaining a 4xx in JSON-RPC). It reports whether it did.
+// to c, as servers explain a 4xx. An error with a null id (the remote could
+// not tell the id) is taken as c's too, so the client sees the remote's own
+// code and message. It reports whether it delivered.
 func (s *shim) answerFromBody(c *call, body []byte) bool {
 	if c == nil {
 		return false
 	}
 	m, err := jsonrpc.Parse(bytes.TrimSpace(body))
-	if err != nil || m.Kind != jsonrpc.Response || jsonrpc.IDKey(m.ID) != jsonrpc.IDKey(c.id) {
+	if err != nil || m.Kind != jsonrpc.Response {
 		return false
 	}
-	s.deliver(m.Raw)
+	switch {
+	case jsonrpc.IDKey(m.ID) == jsonrpc.IDKey(c.id):
+		s.deliver(m.Raw)
+	case m.IsError && string(m.ID) == "null":
+		s.deliver(m.WithID(c.id))
+	default:
+		return false
+	}
 	return true
 }
 

@@ -212,7 +212,7 @@ func (t *legacy) send(ctx context.Context, m *jsonrpc.Message, c *call) error {
 		if resp.StatusCode/100 != 2 {
 			t.untrack(c)
 			b, _ := readBody(resp)
-			if t.s.answerFromBody(c, b) {
+			if resp.StatusCode != http.StatusUnauthorized && t.s.answerFromBody(c, b) {
 				return nil
 			}
 			return statusError(resp, b)

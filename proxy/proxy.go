@@ -47,7 +47,8 @@ type transport interface {
 
 // call is a client request waiting for its response from the remote.
 type call struct {
-	id []byte
+	id     []byte
+	method string
 	// ctx ends when the client cancels the request or the shim stops.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -195,6 +196,7 @@ func (s *shim) handleLine(ctx context.Context, line []byte, forwards *sync.WaitG
 	switch m.Kind {
 	case jsonrpc.Request:
 		c := s.track(ctx, m.ID, m.Method == "initialize", false)
+		c.method = m.Method
 		if m.Method == "initialize" {
 			s.mu.Lock()
 			s.initReq = m.Raw
@@ -304,7 +306,13 @@ func (s *shim) fail(c *call, err error) {
 	if errors.As(err, &re) {
 		code = re.code
 	}
-	s.log.Warn().Str("id", string(c.id)).Err(err).Msg("answered the client with an error")
+	ev := s.log.Warn()
+	if c.internal || c.method == "server/discover" {
+		// The probe of a 2026-07-28 client fails against every older
+		// remote; that is expected, not worth a warning.
+		ev = s.log.Debug()
+	}
+	ev.Str("id", string(c.id)).Str("method", c.method).Err(err).Msg("answered the client with an error")
 	resp := jsonrpc.ErrorResponse(c.id, code, msg)
 	if c.internal {
 		c.resp = resp

@@ -146,7 +146,11 @@ func (r *remote) start() {
 	if r.legacy {
 		h = mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return server }, &mcp.SSEOptions{MaxRequestBodyBytes: maxBody})
 	} else {
-		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{MaxRequestBodyBytes: maxBody})
+		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+			MaxRequestBodyBytes: maxBody,
+			// Event ids make response streams resumable.
+			EventStore: mcp.NewMemoryEventStore(nil),
+		})
 	}
 	srv := &http.Server{Handler: r.wrap(h), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
@@ -277,6 +281,21 @@ func newTestServer() *mcp.Server {
 				return nil, nil, errors.New("sampled content is not text")
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "model said: " + text.Text}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "reconnect", Description: "closes its response stream, then answers"},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if req.Extra == nil || req.Extra.CloseSSEStream == nil {
+				return nil, nil, errors.New("transport cannot close the stream")
+			}
+			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 50 * time.Millisecond})
+			t := time.NewTimer(200 * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-t.C:
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "answered after the stream closed"}}}, nil, nil
 		})
 	s.AddResource(&mcp.Resource{URI: "test://hello", Name: "hello", MIMEType: "text/plain"},
 		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {

@@ -93,7 +93,7 @@ func (t *streamable) header(st sessionState, m *jsonrpc.Message) http.Header {
 // has forgotten it (restarted, reaped) without processing m, so the
 // session is rebuilt and m sent again.
 func (t *streamable) send(ctx context.Context, m *jsonrpc.Message, c *call) error {
-	if m.Method == "initialize" && !c.internal {
+	if m.Method == "initialize" && c != nil && !c.internal {
 		return t.initialize(ctx, m, c)
 	}
 	for recoveries := 0; ; recoveries++ {
@@ -200,7 +200,7 @@ func (t *streamable) answer(ctx context.Context, m *jsonrpc.Message, c *call, st
 		return nil
 	case resp.StatusCode/100 != 2:
 		b, _ := readBody(resp)
-		if t.s.answerFromBody(c, b) {
+		if resp.StatusCode != http.StatusUnauthorized && t.s.answerFromBody(c, b) {
 			return nil
 		}
 		return statusError(resp, b)
@@ -242,6 +242,7 @@ func (t *streamable) readResponseStream(ctx context.Context, c *call, st session
 		}
 		return &rpcError{code: jsonrpc.CodeInternalError, msg: "remote closed the response stream before answering: " + err.Error()}
 	}
+	t.s.log.Debug().Str("id", string(c.id)).Msg("response stream closed before the answer; resuming with Last-Event-ID")
 	return t.resume(ctx, c, st, er)
 }
 
@@ -286,6 +287,7 @@ func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *e
 			}
 			return statusError(resp, b)
 		}
+		er.reset(resp.Body)
 		err = t.pump(er, c)
 		resp.Body.Close()
 		if c.finished() {

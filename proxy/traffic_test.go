@@ -254,3 +254,25 @@ func TestSSEFallback(t *testing.T) {
 		t.Errorf("shim exit code %d, want 0", code)
 	}
 }
+
+func TestResumesClosedResponseStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	// The remote ends the POST's stream before answering (SEP-1699); the
+	// answer must come by resuming with Last-Event-ID.
+	if got, err := callText(ctx, cs, "reconnect", nil); err != nil || got != "answered after the stream closed" {
+		t.Fatalf("reconnect = %q, %v", got, err)
+	}
+	if !strings.Contains(stderr.String(), "resuming with Last-Event-ID") {
+		t.Errorf("the shim did not resume the response stream")
+	}
+	exercise(t, ctx, cs, "after-resume")
+}
