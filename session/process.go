@@ -361,15 +361,8 @@ func (p *Process) signalGroup(sig unix.Signal) {
 // stay a zombie until the rest of its group is gone, because the zombie
 // keeps the group's number from being reused while we signal it.
 func (p *Process) waitExit() {
-	var info unix.Siginfo
-	for i := 0; ; i++ {
-		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(err, unix.EINTR) || i > 1000 {
-			if err != nil {
-				p.log.Error().Err(err).Msg("waiting for child")
-			}
-			break
-		}
+	if err := procAwaitExit(p.pid); err != nil {
+		p.log.Error().Err(err).Msg("waiting for child")
 	}
 	p.sweepGroup()
 
@@ -402,6 +395,46 @@ func (p *Process) waitExit() {
 
 	p.log.Debug().Str("exit", p.exit.String()).Msg("child reaped")
 	close(p.done)
+}
+
+// procAwaitExit returns once pid has exited, leaving it unreaped. It parks
+// on a pidfd in the runtime's poller instead of holding an OS thread in
+// waitid, since one server may run hundreds of children.
+func procAwaitExit(pid int) error {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		// Kernels before 5.3 have no pidfd.
+		return procAwaitExitBlocking(pid)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return procAwaitExitBlocking(pid)
+	}
+	var werr error
+	err = rc.Read(func(uintptr) bool {
+		// Linux sets si_signo only when it found a child that exited.
+		var info unix.Siginfo
+		werr = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		return werr != nil || info.Signo == int32(unix.SIGCHLD)
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+func procAwaitExitBlocking(pid int) error {
+	var info unix.Siginfo
+	var err error
+	for range 1000 {
+		err = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	return err
 }
 
 // sweepGroup ends what is left of the group after its leader exited:

@@ -742,3 +742,43 @@ func TestProcessEscapedGrandchildDoesNotHang(t *testing.T) {
 		t.Fatalf("the escaped grandchild %d was not running; the test proves nothing", gpid)
 	}
 }
+
+// procThreads is how many OS threads this process has.
+func procThreads(t testing.TB) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
+}
+
+func TestProcessWaitingHoldsNoThread(t *testing.T) {
+	// A thread blocked in wait per child would cost hundreds of threads
+	// on a busy server; waiting parks on a pidfd instead.
+	const children = 64
+	before := procThreads(t)
+	procs := make([]*Process, 0, children)
+	for range children {
+		procs = append(procs, procStart(t, procSh("exec sleep 1000"), procFastStop))
+	}
+	during := procThreads(t)
+	t.Logf("threads: %d before, %d with %d children waited on", before, during, children)
+	if during-before >= children/2 {
+		t.Fatalf("threads grew from %d to %d with %d children", before, during, children)
+	}
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Go(func() { procStop(t, p) })
+	}
+	wg.Wait()
+}
