@@ -484,7 +484,7 @@ func (s *Session) end(readErr error) {
 
 	cause := fmt.Errorf("%w: child %s", ErrEnded, exit)
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
-		cause = fmt.Errorf("%w: %v (child %s)", ErrEnded, readErr, exit)
+		cause = fmt.Errorf("%w: %w (child %s)", ErrEnded, readErr, exit)
 	}
 
 	s.mu.Lock()
