@@ -53,7 +53,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}, log)
 	srv := httptest.NewServer(wrap.New(wrap.Options{
 		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
-		Tokens:     []string{e2eToken},
+		Tenants:    []wrap.Tenant{{Name: "e2e", Token: e2eToken}},
 		MaxMessage: 1 << 20,
 	}, reg, log))
 	defer srv.Close()
