@@ -93,11 +93,11 @@ func (er *eventReader) next() (event, error) {
 			return event{}, err
 		}
 		if len(line) == 0 {
-			if hasData {
+			if len(data) > 0 {
 				ev.data = data
 				return ev, nil
 			}
-			ev = event{}
+			ev, data, hasData = event{}, nil, false
 			continue
 		}
 		if line[0] == ':' {

@@ -97,10 +97,11 @@ func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBu
 // be stopped and started again on the same address, which loses every
 // session the way a restarted machine does.
 type remote struct {
-	t      *testing.T
-	legacy bool // serve only HTTP+SSE (2024-11-05)
-	token  string
-	addr   string
+	t         *testing.T
+	legacy    bool // serve only HTTP+SSE (2024-11-05)
+	stateless bool // serve 2026-07-28 stateless Streamable HTTP
+	token     string
+	addr      string
 
 	deletes atomic.Int32 // DELETE requests answered 2xx
 	tools   atomic.Int32 // tools/call requests seen
@@ -148,6 +149,7 @@ func (r *remote) start() {
 	} else {
 		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
 			MaxRequestBodyBytes: maxBody,
+			Stateless:           r.stateless,
 			// Event ids make response streams resumable.
 			EventStore: mcp.NewMemoryEventStore(nil),
 		})
