@@ -1,0 +1,224 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"github.com/rs/zerolog"
+)
+
+// sessOptions are small bounds, so that the tests reach them.
+var sessOptions = Options{
+	Process:  ProcessOptions{MaxLine: 4096, CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond},
+	MaxQueue: 8,
+}
+
+// sessStart runs script under /bin/sh as the child of a new session.
+func sessStart(t testing.TB, script string, args ...string) *Session {
+	t.Helper()
+	cmd := Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
+	p, err := StartProcess(cmd, sessOptions.Process, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("starting %q: %v", script, err)
+	}
+	s := newSession("test", "", p, sessOptions, zerolog.Nop(), false, nil)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("closing the session: %v", err)
+		}
+	})
+	return s
+}
+
+func sessMsg(t testing.TB, line string) jsonrpc.Message {
+	t.Helper()
+	m, err := jsonrpc.Parse([]byte(line))
+	if err != nil {
+		t.Fatalf("parsing %s: %v", line, err)
+	}
+	return m
+}
+
+// sessCollect reads an exchange until its last response, within a bound.
+func sessCollect(t testing.TB, ex *Exchange) []Outbound {
+	t.Helper()
+	var out []Outbound
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-ex.Messages():
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		case <-deadline:
+			t.Fatalf("exchange not finished within 10s; got %d messages", len(out))
+		}
+	}
+}
+
+func TestSessionEndAnswersRequestsInFlight(t *testing.T) {
+	// The child reads the request, then dies without answering.
+	s := sessStart(t, `read -r line; echo dying >&2; exit 3`)
+	ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":"client-1","method":"tools/call"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sessCollect(t, ex)
+	if len(got) != 1 || !got[0].Response || !got[0].Error {
+		t.Fatalf("got %+v, want one error response", got)
+	}
+	m := sessMsg(t, string(got[0].Data))
+	if string(m.ID) != `"client-1"` {
+		t.Errorf("answer id %s, want the client's own", m.ID)
+	}
+	if !strings.Contains(string(got[0].Data), "exit status 3") || !strings.Contains(string(got[0].Data), "-32000") {
+		t.Errorf("answer %s, want code -32000 naming exit status 3", got[0].Data)
+	}
+	<-s.Done()
+	if !errors.Is(s.Err(), ErrEnded) {
+		t.Errorf("Err() = %v, want ErrEnded", s.Err())
+	}
+	if _, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":2,"method":"ping"}`)}); !errors.Is(err, ErrEnded) {
+		t.Errorf("Send after the end: %v, want ErrEnded", err)
+	}
+}
+
+func TestSessionRemapsIDsAndCancellations(t *testing.T) {
+	// The child records what it reads, then answers the first request
+	// with the id it was given.
+	file := filepath.Join(t.TempDir(), "stdin")
+	s := sessStart(t, `cat > "$1"`, file)
+	_, err := s.Send(t.Context(), []jsonrpc.Message{
+		sessMsg(t, `{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"x"}}`),
+		sessMsg(t, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"abc","reason":"r"}}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}` + "\n" +
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"reason":"r"}}` + "\n"
+	var got []byte
+	for i := 0; i < 200; i++ {
+		got, _ = os.ReadFile(file)
+		if len(got) >= len(want) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if string(got) != want {
+		t.Errorf("the child read\n%s\nwant\n%s", got, want)
+	}
+}
+
+// sessFuzzChild waits for the test's request, prints the fuzzed output
+// (and a newline, so that the output cannot swallow the answer), then
+// answers the request by turning it into a response, and reads on until
+// its stdin closes.
+const sessFuzzChild = `IFS= read -r first
+cat "$1"
+printf '\n'
+printf '%s\n' "$first" | sed 's/"method":"ping"/"result":{}/'
+exec cat >/dev/null`
+
+// FuzzRoute feeds arbitrary child output through a real session with a
+// real child while one request is in flight. Whatever the child prints,
+// the request gets exactly one answer, with the client's id; everything
+// delivered is valid JSON-RPC; and the session ends cleanly.
+//
+//	go test ./session -run '^$' -fuzz '^FuzzRoute$' -fuzztime 60s
+func FuzzRoute(f *testing.F) {
+	for _, seed := range []string{
+		``,
+		`not json at all`,
+		`{"jsonrpc":"2.0","id":1,"result":{"early":true}}`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"no"}}`,
+		`{"jsonrpc":"2.0","id":2,"result":{}}`,
+		`{"jsonrpc":"2.0","id":"1","result":{}}`,
+		`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1}}`,
+		`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}`,
+		`{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}`,
+		"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\r\n{\"jsonrpc\":\"2.0\",\"method\":\"x\"}",
+		`[{"jsonrpc":"2.0","id":1,"result":{}}]`,
+		`{"jsonrpc":"2.0","id":1,"result":{}}{"jsonrpc":"2.0","id":1,"result":{}}`,
+		`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}`,
+		"\x00\xff\xfe\n\n\n",
+		strings.Repeat("x", 5000),
+		strings.Repeat(`{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"u"}}`+"\n", 40),
+	} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, out []byte) {
+		file, err := os.CreateTemp(dir, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(file.Name())
+		if _, err := file.Write(out); err != nil {
+			t.Fatal(err)
+		}
+		file.Close()
+
+		s := sessStart(t, sessFuzzChild, file.Name())
+		ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":"c-1","method":"ping"}`)})
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		responses := 0
+		for _, m := range sessCollect(t, ex) {
+			msg, err := jsonrpc.Parse(m.Data)
+			if err != nil {
+				t.Fatalf("delivered a message that is not JSON-RPC: %q: %v", m.Data, err)
+			}
+			if m.Response != (msg.Kind == jsonrpc.Response) {
+				t.Errorf("Response flag %v for %s", m.Response, m.Data)
+			}
+			if !m.Response {
+				continue
+			}
+			responses++
+			if string(msg.ID) != `"c-1"` {
+				t.Errorf("response id %s, want the client's id", msg.ID)
+			}
+			if m.Error != msg.IsError {
+				t.Errorf("Error flag %v for %s", m.Error, m.Data)
+			}
+		}
+		if responses != 1 {
+			t.Errorf("%d responses to one request", responses)
+		}
+		// Whatever is left for the stream stays within its bound.
+		if n := len(s.stream); n > sessOptions.MaxQueue {
+			t.Errorf("%d messages queued, bound %d", n, sessOptions.MaxQueue)
+		}
+		for {
+			select {
+			case data := <-s.stream:
+				if _, err := jsonrpc.Parse(data); err != nil {
+					t.Errorf("queued a message that is not JSON-RPC: %q", data)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		select {
+		case <-s.Done():
+			// The child reads on: only a line over the limit can have
+			// ended the session.
+			if !errors.Is(s.Err(), ErrLineTooLong) {
+				t.Errorf("session ended by output that fits: %v", s.Err())
+			}
+		default:
+		}
+	})
+}
