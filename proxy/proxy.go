@@ -121,6 +121,9 @@ func (s *shim) run(parent context.Context, stdin io.Reader) error {
 				continue
 			}
 			if err != nil {
+				// What was read before the end gets shutdownGrace to reach
+				// the remote, even while the loop below is busy sending.
+				time.AfterFunc(shutdownGrace, cancel)
 				readErr <- err
 				return
 			}

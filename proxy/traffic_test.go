@@ -302,3 +302,58 @@ func TestStatelessRemote(t *testing.T) {
 		t.Fatalf("read resource = %+v, %v", res, err)
 	}
 }
+
+func TestCloseWhileRemoteDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
+	// A generous grace: this test is about exiting cleanly, not quickly.
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if got, err := callText(ctx, cs, "echo", map[string]any{"text": "x"}); err != nil || got != "x" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	r.stop()
+	// The shim is still retrying to reach the remote (for its GET stream)
+	// when its stdin ends; it must still end and exit 0.
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("shim exit code %d, want 0", code)
+	}
+	if !strings.Contains(stderr.String(), "could not end the remote session") {
+		t.Errorf("shim did not log that the DELETE failed")
+	}
+}
+
+func TestOutageLongerThanRetryThenBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken, "MCPWRAP_PROXY_RETRY_FOR=1s"}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	exercise(t, ctx, cs, "up")
+
+	r.stop()
+	// Past the retry budget the client gets an answer it can act on: an
+	// error, not a hang and not a dead shim.
+	_, err = callText(ctx, cs, "echo", map[string]any{"text": "down"})
+	if err == nil || !strings.Contains(err.Error(), "remote unreachable") {
+		t.Fatalf("echo while down: err = %v, want remote unreachable", err)
+	}
+
+	// Once the remote is back, the same client session works again.
+	r.start()
+	exercise(t, ctx, cs, "back")
+}
