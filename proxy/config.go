@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/rs/zerolog"
 )
 
@@ -34,8 +35,9 @@ type Config struct {
 var envKeys = []string{"MCPWRAP_TOKEN", "MCPWRAP_TOKEN_FILE", "MCPWRAP_PROXY_RETRY_FOR", "MCPWRAP_LOG_LEVEL"}
 
 // errUsage marks a configuration mistake; the flag package has already
-// printed the usage when it is the cause.
-var errUsage = errors.New("usage: mcpwrap proxy [flags] URL")
+// printed the usage when it is the cause. It is config.ErrUsage, so that
+// mcpwrap exits 2 as for any other usage error.
+var errUsage = fmt.Errorf("%w: mcpwrap proxy [flags] URL", config.ErrUsage)
 
 // headerFlags collects repeated --header values.
 type headerFlags struct{ h http.Header }

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -126,12 +125,6 @@ func (s *server) stop() {
 // realShim returns `mcpwrap proxy args...` as a command for the SDK client.
 func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
-	if out, _ := exec.Command(mcpwrapBin, "proxy").CombinedOutput(); bytes.Contains(out, []byte("not built yet")) {
-		// Until main.go routes "proxy" here, the test binary stands in: it
-		// runs the same proxy.Run.
-		t.Log("mcpwrap does not route `proxy` yet; the test binary runs proxy.Run instead")
-		return shimCommand(t, env, args...)
-	}
 	cmd := exec.Command(mcpwrapBin, append([]string{"proxy"}, args...)...)
 	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)

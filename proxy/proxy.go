@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,9 @@ import (
 // Run is `mcpwrap proxy [flags] URL`. args excludes the word "proxy". It returns nil when stdin ends (after DELETE), or when ctx ends.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed; asking for it is no error
+	}
 	if err != nil {
 		return err
 	}
