@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
+	"strings"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -35,17 +37,35 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	defer func() { go s.Close(context.Background()) }()
 	stream, release, err := s.Listen()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, err.Error())
+		writeError(w, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
 	defer release()
 
 	sse := startSSE(w)
-	endpoint := h.opts.MessagePath + "?sessionId=" + url.QueryEscape(s.ID())
-	if sse.event("endpoint", []byte(endpoint)) != nil {
+	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
 		return
 	}
 	h.pump(r.Context(), sse, s, stream)
+}
+
+// messageURL is the URI the endpoint event announces, as the client will
+// resolve it against the URL it opened the stream with. The 2024-11-05
+// specification asks only for "a URI"; the SDK clients (Go, TypeScript,
+// Python) resolve a reference the RFC 3986 way, so a relative one keeps a
+// path prefix that a reverse proxy strips before the request reaches us,
+// where an absolute path would send the POSTs past the proxy's route. Some
+// clients (Rust's rmcp) read any relative path as if it began with a slash,
+// though; the relative form is used only where both readings agree — when
+// the stream sits at the root — and the absolute path elsewhere.
+func messageURL(streamPath, messagePath, id string) string {
+	u := url.URL{Path: messagePath, RawQuery: "sessionId=" + url.QueryEscape(id)}
+	rel := strings.TrimPrefix(messagePath, "/")
+	first, _, _ := strings.Cut(rel, "/")
+	if path.Dir(streamPath) == "/" && first != "" && !strings.Contains(first, ":") {
+		u.Path = rel
+	}
+	return u.String()
 }
 
 // sseMessage takes a client's message for an HTTP+SSE session. Whatever the
