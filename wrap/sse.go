@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -16,6 +17,12 @@ import (
 // stream, which is the session; its first event names the URL to POST
 // messages to, and every message from the child, responses included, comes
 // back as an event on that one stream.
+
+// streams holds the sessions whose HTTP+SSE stream is open. Only they take
+// POSTs at the message endpoint: a Streamable HTTP session would park the
+// child's answers in an exchange nobody reads, and once the stream is gone
+// nobody could read them either.
+var streams sync.Map // *session.Session → struct{}
 
 // sseStream opens an HTTP+SSE session.
 func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +48,8 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	streams.Store(s, struct{}{})
+	defer streams.Delete(s)
 
 	sse := startSSE(w)
 	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
@@ -84,6 +93,10 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	s, ok := h.find(w, r, id)
 	if !ok {
+		return
+	}
+	if _, open := streams.Load(s); !open {
+		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 		return
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
