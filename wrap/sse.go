@@ -31,7 +31,9 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, nil, codeBadRequest, "Method Not Allowed")
 		return
 	}
-	if !accepts(r, "text/event-stream") {
+	// No Accept header means anything will do (RFC 9110); older clients of
+	// this transport do not always send one.
+	if len(r.Header.Values("Accept")) > 0 && !accepts(r, "text/event-stream") {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include text/event-stream")
 		return
 	}
