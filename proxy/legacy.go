@@ -302,7 +302,9 @@ func (t *legacy) recover(gen uint64) error {
 	t.endpoint = nil
 	t.mu.Unlock()
 
-	err := t.reinitialize(t.s.ctx)
+	rctx, cancel := t.s.reinitContext()
+	err := t.reinitialize(rctx)
+	cancel()
 	t.mu.Lock()
 	t.recovering = nil
 	t.mu.Unlock()

@@ -372,6 +372,18 @@ func (s *shim) deliver(b []byte) {
 	}
 }
 
+// reinitSlack is how long a replayed handshake may take once the remote
+// answers at all; a remote that accepts connections and then says nothing
+// must not hold every request of the client forever.
+const reinitSlack = 30 * time.Second
+
+// reinitContext bounds a session recovery. It hangs off the shim's context,
+// not a request's: a cancelled request must not leave everyone without a
+// session.
+func (s *shim) reinitContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, s.cfg.RetryFor+reinitSlack)
+}
+
 // internalID returns a fresh id for a request the shim itself makes; the
 // prefix keeps it apart from the client's ids.
 func (s *shim) internalID() []byte {

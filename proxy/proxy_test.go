@@ -106,6 +106,11 @@ type remote struct {
 	deletes atomic.Int32 // DELETE requests answered 2xx
 	tools   atomic.Int32 // tools/call requests seen
 
+	// gateway holds statuses to answer, one per request, before the MCP
+	// handler sees any: what a platform proxy says while the machine
+	// behind it starts.
+	gateway chan int
+
 	mu     sync.Mutex // guards the fields below
 	srv    *http.Server
 	server *mcp.Server
@@ -193,6 +198,13 @@ func (r *remote) wrap(h http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
+		}
+		select {
+		case code := <-r.gateway:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "machine starting", code)
+			return
+		default:
 		}
 		if req.Method == http.MethodPost && strings.Contains(req.Header.Get("Mcp-Method")+peekMethod(req), "tools/call") {
 			r.tools.Add(1)

@@ -440,7 +440,9 @@ func (t *streamable) recover(gen uint64) error {
 	t.listening = false
 	t.mu.Unlock()
 
-	st, err := t.reinitialize(t.s.ctx)
+	rctx, cancel := t.s.reinitContext()
+	st, err := t.reinitialize(rctx)
+	cancel()
 	t.mu.Lock()
 	if err == nil {
 		st.gen = t.st.gen + 1

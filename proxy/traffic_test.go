@@ -357,3 +357,31 @@ func TestOutageLongerThanRetryThenBack(t *testing.T) {
 	r.start()
 	exercise(t, ctx, cs, "back")
 }
+
+func TestGatewayErrorsAreRetried(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.gateway = make(chan int, 10)
+	for _, code := range []int{503, 502, 504, 503} {
+		r.gateway <- code
+	}
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect through 502/503/504: %v", err)
+	}
+	defer cs.Close()
+	if len(r.gateway) != 0 {
+		t.Errorf("%d gateway answers left unused", len(r.gateway))
+	}
+	for _, code := range []string{"503", "502", "504"} {
+		if !strings.Contains(stderr.String(), `"reason":"`+code) {
+			t.Errorf("no retry logged for %s", code)
+		}
+	}
+	// And mid-session, once more.
+	r.gateway <- 503
+	exercise(t, ctx, cs, "after-gateway")
+}
