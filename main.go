@@ -180,8 +180,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 }
 
 // shutdown stops accepting, ends every session in parallel (which ends their
-// streams), and returns within budget. A second signal cuts it short:
-// children are killed at once.
+// streams), and returns within budget: nil when every session ended in time,
+// an error (exit status 1) when the budget or a second signal cut it short
+// and the children left were killed.
 func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
 	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget", budget).Msg("shutting down")
@@ -205,8 +206,9 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 		_ = srv.Close() // streams still open past the budget
 	}
 	if regErr != nil || httpErr != nil {
+		// Exit non-zero: sessions were cut off rather than ended.
 		log.Warn().Dur("took", time.Since(start)).Msg("shutdown cut short: remaining children killed")
-		return nil
+		return fmt.Errorf("shutdown cut short after %s: remaining children killed", time.Since(start).Round(time.Millisecond))
 	}
 	log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
 	return nil
