@@ -593,6 +593,9 @@ func TestKubernetesManifest(t *testing.T) {
 	if _, ok := names["MCPWRAP_TOKEN"]; !ok {
 		t.Error("the manifest gives mcpwrap no MCPWRAP_TOKEN")
 	}
+	if _, ok := names["MCPWRAP_EXIT_WHEN_IDLE"]; ok {
+		t.Error("MCPWRAP_EXIT_WHEN_IDLE in a Deployment: Kubernetes restarts a container that exits, whatever its code")
+	}
 	for k := range names {
 		if !known[k] {
 			t.Errorf("the manifest sets %s, which mcpwrap does not know", k)
