@@ -101,6 +101,16 @@ func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
 // ID is the session's id, as the client sends it back.
 func (s *Session) ID() string { return s.id }
 
+// Legacy reports whether the session belongs to the HTTP+SSE transport,
+// where every message goes to the one stream.
+func (s *Session) Legacy() bool { return s.legacy }
+
+// Reply puts a message of mcpwrap's own on a legacy session's stream: the
+// answer to a request the child is not asked to handle.
+func (s *Session) Reply(msg []byte) {
+	s.toStream(msg, "")
+}
+
 // Owner is the name of the token that opened the session; only that token
 // may use it.
 func (s *Session) Owner() string { return s.owner }
@@ -277,13 +287,24 @@ const (
 	CauseError     = "error"      // the child broke the protocol (a line over the limit)
 )
 
-func (s *Session) closeFor(ctx context.Context, cause string) error {
+// End begins closing the session and returns at once: from now on Send
+// fails with ErrEnded, while the child is stopped in the background.
+func (s *Session) End() {
+	s.markClosing(CauseClosed)
+	go s.proc.Stop(context.Background())
+}
+
+func (s *Session) markClosing(cause string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
 	if s.reason == "" {
 		s.reason = cause
 	}
-	s.mu.Unlock()
+}
+
+func (s *Session) closeFor(ctx context.Context, cause string) error {
+	s.markClosing(cause)
 	err := s.proc.Stop(ctx)
 	select {
 	case <-s.done:

@@ -1,13 +1,11 @@
 package wrap
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -17,12 +15,6 @@ import (
 // stream, which is the session; its first event names the URL to POST
 // messages to, and every message from the child, responses included, comes
 // back as an event on that one stream.
-
-// streams holds the sessions whose HTTP+SSE stream is open. Only they take
-// POSTs at the message endpoint: a Streamable HTTP session would park the
-// child's answers in an exchange nobody reads, and once the stream is gone
-// nobody could read them either.
-var streams sync.Map // *session.Session → struct{}
 
 // sseStream opens an HTTP+SSE session.
 func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
@@ -42,16 +34,15 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, startStatus(w, err), nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
-	// The stream is the session: when the client hangs up, the child goes.
-	defer func() { go s.Close(context.Background()) }()
+	// The stream is the session: when the client hangs up, the session ends
+	// at once (later POSTs get 404) and the child goes.
+	defer s.End()
 	stream, release, err := s.Listen()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
 	defer release()
-	streams.Store(s, struct{}{})
-	defer streams.Delete(s)
 
 	sse := startSSE(w)
 	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
@@ -93,12 +84,8 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: the sessionId query parameter is required")
 		return
 	}
-	s, ok := h.find(w, r, id)
+	s, ok := h.find(w, r, id, true)
 	if !ok {
-		return
-	}
-	if _, open := streams.Load(s); !open {
-		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 		return
 	}
 	if !isJSON(r.Header.Get("Content-Type")) {
@@ -115,6 +102,14 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteMessages(r, msgs, len(body))
+	if len(msgs) == 1 && msgs[0].Kind == jsonrpc.Request && msgs[0].Method == "server/discover" {
+		// This transport belongs to the stateful era: a dual-era client's
+		// stateless probe is refused here, as at the Streamable HTTP
+		// endpoint, and the client falls back to initialize.
+		s.Reply(jsonrpc.ErrorResponse(msgs[0].ID, jsonrpc.CodeMethodNotFound, "Method not found: server/discover (this endpoint serves protocol 2024-11-05)"))
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	if _, err := s.Send(r.Context(), msgs); err != nil {
 		if errors.Is(err, session.ErrEnded) {
 			writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")

@@ -59,7 +59,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 		return nil, false
 	}
-	return h.find(w, r, id)
+	return h.find(w, r, id, false)
 }
 
 // codeSessionNotFound accompanies 404 for an unknown or ended session.
@@ -143,7 +143,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 	if !ok {
 		// Closing can take the child's whole grace period; the client
 		// should not wait for it.
-		go s.Close(context.Background())
+		s.End()
 	}
 }
 
