@@ -2,6 +2,7 @@ package wrap_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -339,7 +340,9 @@ func TestSSEToolsResourcesPrompts(t *testing.T) {
 // has no server-to-client requests. Clients of this transport ask for an
 // older one, and the child's requests then travel on the stream.
 func TestSSESamplingAndElicitationRoundTrips(t *testing.T) {
-	for _, version := range []string{"2024-11-05", "2025-11-25"} {
+	// "" is the SDK client's default: it probes with the stateless
+	// server/discover first, is refused, and falls back to 2025-11-25.
+	for _, version := range []string{"2024-11-05", "2025-11-25", ""} {
 		t.Run(version, func(t *testing.T) { testSSESamplingAndElicitation(t, version) })
 	}
 }
@@ -355,8 +358,9 @@ func testSSESamplingAndElicitation(t *testing.T, version string) {
 			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "forty-two"}}, nil
 		},
 	}, version)
-	if got := cs.InitializeResult().ProtocolVersion; got != version {
-		t.Fatalf("negotiated %q, want %q", got, version)
+	want := cmp.Or(version, "2025-11-25")
+	if got := cs.InitializeResult().ProtocolVersion; got != want {
+		t.Fatalf("negotiated %q, want %q", got, want)
 	}
 	ctx := ctxFor(t)
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "ping"}})
@@ -818,6 +822,13 @@ func TestSSEAndStreamableSessionsStayApart(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"progress","arguments":{"steps":40,"ms":1},"_meta":{"progressToken":"nobody"}}}`, nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a Streamable HTTP session at /message: %d %s, want 404", resp.StatusCode, body)
+	}
+	// And the other way round: an HTTP+SSE session is no session at /mcp.
+	st := openStream(t, s.sseURL())
+	st.initialize(t)
+	r, b := s.do(t, raw{session: st.sessionID(t), body: `{"jsonrpc":"2.0","id":5,"method":"ping"}`})
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("an HTTP+SSE session at /mcp: %d %s, want 404", r.StatusCode, b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
