@@ -24,10 +24,14 @@
 //     request gets a JSON-RPC error.
 //   - A remote that forgets the session (404: restarted, reaped) gets a new
 //     one built from the client's own initialize, followed by
-//     notifications/initialized and a new GET stream, and the message that
+//     notifications/initialized, the client's last logging/setLevel and its
+//     resource subscriptions, and a new GET stream; then the message that
 //     met the 404 is sent again, since the remote never processed it. The
 //     client keeps its session. A request whose answer was lost with the
 //     old session, mid-stream, gets an error instead: it may have run.
+//     The new session is made when the client next sends, not when the GET
+//     stream finds the old one gone, so an idle shim does not keep an
+//     auto-stopping machine awake.
 //   - A 401 answers each request with an error saying the token was
 //     rejected; the shim keeps running.
 //   - When stdin ends, the remote session ends with DELETE and Run returns

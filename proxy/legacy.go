@@ -143,9 +143,11 @@ func (t *legacy) lost(gen uint64, err error) {
 	if errors.Is(err, io.EOF) {
 		err = errors.New("stream ended")
 	}
-	t.s.log.Warn().Err(err).Msg("HTTP+SSE stream lost")
-	// Reconnect now, so that the remote's own messages find a stream.
-	t.recover(gen)
+	// The session died with the stream, so nothing can come for it. A new
+	// one waits for the client's next message: making it now would start a
+	// process on the remote and keep an auto-stopping machine awake for
+	// nobody.
+	t.s.log.Warn().Err(err).Msg("HTTP+SSE stream lost; a new session is made when the client next sends")
 }
 
 // current returns where to POST, reconnecting first when the stream is
@@ -338,9 +340,38 @@ func (t *legacy) reinitialize(ctx context.Context) error {
 		return errors.New("stream lost while re-initializing")
 	}
 	c := t.s.track(ctx, t.s.internalID(), true, true)
+	if err := t.roundTrip(ctx, ep, gen, c, m.WithID(c.id)); err != nil {
+		return fmt.Errorf("initialize: %w", err)
+	}
+	if _, err := initResult(c.resp); err != nil {
+		return err
+	}
+	resp, err := t.post(ctx, ep, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("notifications/initialized: remote answered %s", resp.Status)
+	}
+	for _, r := range t.s.setup(ctx) {
+		err := t.roundTrip(ctx, ep, gen, r.c, r.m.Raw)
+		if err == nil {
+			err = errorIn(r.c.resp)
+		}
+		if err != nil {
+			t.s.log.Warn().Err(err).Str("method", r.c.method).Msg("could not restore the client's session setup")
+		}
+	}
+	return nil
+}
+
+// roundTrip posts a request of the shim's own and waits for its answer on
+// stream gen, into c.resp.
+func (t *legacy) roundTrip(ctx context.Context, ep *url.URL, gen uint64, c *call, body []byte) error {
 	defer c.cancel()
 	t.track(c, gen)
-	resp, err := t.post(ctx, ep, m.WithID(c.id))
+	resp, err := t.post(ctx, ep, body)
 	if err != nil {
 		t.s.take(c.id)
 		return err
@@ -353,30 +384,20 @@ func (t *legacy) reinitialize(ctx context.Context) error {
 	drain(resp)
 	if !t.accepted(c, gen) {
 		t.s.take(c.id)
-		return errors.New("stream lost while re-initializing")
+		return errors.New("stream lost before the answer")
 	}
 	wait := time.NewTimer(t.s.cfg.RetryFor + endpointWait)
 	defer wait.Stop()
 	select {
 	case <-c.done:
+		return nil
 	case <-wait.C:
 		t.s.take(c.id)
-		return errors.New("no answer to initialize")
+		return errors.New("no answer")
 	case <-ctx.Done():
+		t.s.take(c.id)
 		return ctx.Err()
 	}
-	if _, err := initResult(c.resp); err != nil {
-		return err
-	}
-	resp, err = t.post(ctx, ep, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
-	if err != nil {
-		return err
-	}
-	drain(resp)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("notifications/initialized: remote answered %s", resp.Status)
-	}
-	return nil
 }
 
 // close ends the stream, which ends an HTTP+SSE session.

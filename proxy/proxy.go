@@ -89,6 +89,11 @@ type shim struct {
 	pending map[string]*call
 	initReq []byte // the client's initialize request, replayed after session loss
 	tr      transport
+	// What else the client set up in its session, restored in a new one:
+	// the last logging/setLevel params and the params of each
+	// resources/subscribe by URI.
+	logLevel []byte
+	subs     map[string][]byte
 }
 
 func newShim(cfg Config, log zerolog.Logger, stdout io.Writer) *shim {
@@ -101,6 +106,7 @@ func newShim(cfg Config, log zerolog.Logger, stdout io.Writer) *shim {
 		out:     &lineWriter{w: stdout, failed: make(chan struct{})},
 		http:    &http.Client{Transport: rt},
 		pending: map[string]*call{},
+		subs:    map[string][]byte{},
 	}
 	s.tr = &streamable{s: s, url: cfg.URL}
 	return s
@@ -204,11 +210,7 @@ func (s *shim) handleLine(ctx context.Context, line []byte, forwards *sync.WaitG
 	case jsonrpc.Request:
 		c := s.track(ctx, m.ID, m.Method == "initialize", false)
 		c.method = m.Method
-		if m.Method == "initialize" {
-			s.mu.Lock()
-			s.initReq = m.Raw
-			s.mu.Unlock()
-		}
+		s.remember(&m)
 		forwards.Go(func() {
 			defer c.cancel()
 			s.forward(ctx, &m, c)
@@ -264,6 +266,69 @@ func (s *shim) fallback(ctx context.Context, m *jsonrpc.Message, c *call, fb *fa
 	s.mu.Unlock()
 	s.log.Info().Msg("remote speaks HTTP+SSE (2024-11-05); using it")
 	return lg.send(ctx, m, c)
+}
+
+// remember keeps what a new session needs to look like the client's own.
+func (s *shim) remember(m *jsonrpc.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch m.Method {
+	case "initialize":
+		s.initReq = m.Raw
+	case "logging/setLevel":
+		s.logLevel = m.Params
+	case "resources/subscribe", "resources/unsubscribe":
+		uri, _, _, ok := jsonrpc.Lookup(m.Params, "uri")
+		if !ok {
+			return
+		}
+		if m.Method == "resources/subscribe" {
+			s.subs[string(uri)] = m.Params
+		} else {
+			delete(s.subs, string(uri))
+		}
+	}
+}
+
+// restoring is a request that restores part of the client's session.
+type restoring struct {
+	c *call
+	m jsonrpc.Message
+}
+
+// setup returns the requests that restore the client's log level and
+// subscriptions in a new session, each under an id of the shim's own.
+func (s *shim) setup(ctx context.Context) []restoring {
+	s.mu.Lock()
+	type req struct {
+		method string
+		params []byte
+	}
+	var reqs []req
+	if s.logLevel != nil {
+		reqs = append(reqs, req{"logging/setLevel", s.logLevel})
+	}
+	for _, p := range s.subs {
+		reqs = append(reqs, req{"resources/subscribe", p})
+	}
+	s.mu.Unlock()
+	var out []restoring
+	for _, r := range reqs {
+		c := s.track(ctx, s.internalID(), true, true)
+		c.method = r.method
+		body := []byte(`{"jsonrpc":"2.0","id":`)
+		body = append(body, c.id...)
+		body = strconv.AppendQuote(append(body, `,"method":`...), r.method)
+		body = append(append(body, `,"params":`...), r.params...)
+		m, err := jsonrpc.Parse(append(body, '}'))
+		if err != nil {
+			// The params came from a message that parsed; this cannot fail.
+			s.take(c.id)
+			continue
+		}
+		out = append(out, restoring{c: c, m: m})
+	}
+	return out
 }
 
 func (s *shim) transport() transport {
@@ -420,6 +485,22 @@ func initResult(resp []byte) (version string, err error) {
 		return "", errors.New("initialize response has no result")
 	}
 	return r.Result.ProtocolVersion, nil
+}
+
+// errorIn returns the error a response carries, if any.
+func errorIn(resp []byte) error {
+	var r struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil {
+		return fmt.Errorf("response: %w", err)
+	}
+	if r.Error != nil {
+		return errors.New(r.Error.Message)
+	}
+	return nil
 }
 
 // lineWriter writes one message per line to the client.

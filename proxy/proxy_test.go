@@ -264,7 +264,11 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // newTestServer has what the tests exercise: tools (echo, big, sample),
 // a resource and a prompt.
 func newTestServer() *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "test-remote", Version: "1.0.0"}, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: "test-remote", Version: "1.0.0"}, &mcp.ServerOptions{
+		// The SDK keeps track of who subscribed to what.
+		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
 	type echoArgs struct {
 		Text string `json:"text"`
 	}

@@ -39,7 +39,8 @@ type streamable struct {
 	recovering chan struct{} // closed when the running recovery ends
 	listening  bool          // a GET stream runs for st.gen
 	stopListen context.CancelFunc
-	noGet      bool // the remote answered 405 to GET: it offers no stream
+	noGet      bool   // the remote answered 405 to GET: it offers no stream
+	noGetGen   uint64 // the remote answered 404 to GET in this session
 }
 
 func (t *streamable) state(ctx context.Context) (sessionState, error) {
@@ -320,7 +321,7 @@ func (t *streamable) getHeader(st sessionState) http.Header {
 // none runs, which covers a stream given up on while the remote was away.
 func (t *streamable) listenIfIdle(gen uint64) {
 	t.mu.Lock()
-	idle := !t.listening && !t.noGet && t.st.gen == gen && t.st.id != "" && t.recovering == nil
+	idle := !t.listening && !t.noGet && t.noGetGen != gen && t.st.gen == gen && t.st.id != "" && t.recovering == nil
 	t.mu.Unlock()
 	if idle {
 		t.listen(gen)
@@ -331,7 +332,7 @@ func (t *streamable) listenIfIdle(gen uint64) {
 func (t *streamable) listen(gen uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.listening || t.noGet || t.st.gen != gen || t.st.id == "" || t.s.ctx.Err() != nil {
+	if t.listening || t.noGet || t.noGetGen == gen || t.st.gen != gen || t.st.id == "" || t.s.ctx.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(t.s.ctx)
@@ -375,10 +376,14 @@ func (t *streamable) runListen(ctx context.Context, st sessionState) {
 			return
 		case resp.StatusCode == http.StatusNotFound:
 			drain(resp)
-			t.s.log.Info().Msg("GET stream: remote no longer knows the session")
-			// recover ends this stream's context; run it apart so that
-			// this goroutine can finish.
-			t.s.wg.Go(func() { t.recover(st.gen) })
+			// The session is gone, but nothing needs a new one yet. Making
+			// it now would start a process on the remote and keep an
+			// auto-stopping machine awake for nobody; the client's next
+			// message makes it instead.
+			t.mu.Lock()
+			t.noGetGen = st.gen
+			t.mu.Unlock()
+			t.s.log.Info().Msg("GET stream: the remote no longer knows the session; a new one is made when the client next sends")
 			return
 		case resp.StatusCode == http.StatusConflict:
 			// The remote still holds our previous stream open; it lets go
@@ -492,6 +497,20 @@ func (t *streamable) reinitialize(ctx context.Context) (sessionState, error) {
 	}
 	if err := t.answer(ctx, &note, nil, st, resp); err != nil {
 		return sessionState{}, err
+	}
+	for _, r := range t.s.setup(ctx) {
+		resp, err := t.s.do(ctx, request{method: http.MethodPost, url: t.url, header: t.header(st, &r.m), body: r.m.Raw}, t.s.cfg.RetryFor)
+		if err == nil {
+			err = t.answer(ctx, &r.m, r.c, st, resp)
+		}
+		if err == nil {
+			err = errorIn(r.c.resp)
+		}
+		t.s.take(r.c.id)
+		r.c.cancel()
+		if err != nil {
+			t.s.log.Warn().Err(err).Str("method", r.c.method).Msg("could not restore the client's session setup")
+		}
 	}
 	return st, nil
 }

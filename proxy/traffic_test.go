@@ -385,3 +385,57 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 	r.gateway <- 503
 	exercise(t, ctx, cs, "after-gateway")
 }
+
+func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.start()
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	updated := make(chan string, 100)
+	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			updated <- req.Params.URI
+		},
+	})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	for _, uri := range []string{"test://hello", "test://dropped"} {
+		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+			t.Fatalf("subscribe %s: %v", uri, err)
+		}
+	}
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "test://dropped"}); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+
+	r.stop()
+	r.start()
+	exercise(t, ctx, cs, "after-restart")
+
+	// The new session knows the subscription the client made in the old
+	// one, and only that one.
+	var got []string
+	for i := 0; i < 100 && len(got) == 0; i++ {
+		for _, uri := range []string{"test://dropped", "test://hello"} {
+			if err := r.mcpServer().ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case uri := <-updated:
+			got = append(got, uri)
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	if len(got) == 0 || got[0] != "test://hello" {
+		t.Fatalf("updates after the restart: %q, want test://hello", got)
+	}
+	if strings.Contains(stderr.String(), "could not restore") {
+		t.Errorf("the shim failed to restore the session setup")
+	}
+}
