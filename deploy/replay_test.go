@@ -242,3 +242,53 @@ func TestReplayAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestLegacySessionFollowsItsMachine does the same for the deprecated
+// HTTP+SSE transport: the stream (the session) opens on A, and every POST to
+// /message?sessionId=... lands on B and is replayed to A.
+func TestLegacySessionFollowsItsMachine(t *testing.T) {
+	a, b, rt, url := twoMachines(t, func(r *http.Request) string {
+		if r.Method == http.MethodGet {
+			return machineA
+		}
+		return machineB
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "deploy-test-legacy", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{
+		Endpoint:   strings.TrimSuffix(url, "/mcp") + "/sse",
+		HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connecting over HTTP+SSE: %v", err)
+	}
+	defer cs.Close()
+
+	pid, err := strconv.Atoi(call(t, cs, "pid", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !alive(pid) {
+		t.Fatalf("pid %d is not running", pid)
+	}
+	if got := call(t, cs, "echo", map[string]any{"text": "legacy via B"}); got != "legacy via B" {
+		t.Errorf("echo = %q", got)
+	}
+	posts := 0
+	for _, r := range rt.replayed() {
+		if r.Method != http.MethodPost || r.From != machineB || r.To != machineA || r.Status != http.StatusAccepted {
+			t.Errorf("unexpected replay %+v", r)
+		}
+		posts++
+	}
+	if posts < 3 { // initialize, initialized, two calls
+		t.Errorf("%d POSTs replayed to A, want every one", posts)
+	}
+	if _, n := a.health(t); n != 1 {
+		t.Errorf("A holds %d sessions, want 1", n)
+	}
+	if _, n := b.health(t); n != 0 {
+		t.Errorf("B holds %d sessions, want 0", n)
+	}
+}
