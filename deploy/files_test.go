@@ -184,14 +184,14 @@ func checkVariables(t *testing.T, file string, vars map[string]string, known map
 	}
 }
 
-// serves runs the real binary with a file's settings (listening on loopback
+// serves runs the real binary with a file's MCPWRAP_ settings (listening on loopback
 // instead, with a token) and checks that it starts and that /healthz, the
 // health check every file points at, answers 200.
 func serves(t *testing.T, vars map[string]string) {
 	t.Helper()
 	e := env{"MCPWRAP_TOKEN": token}
 	for k, v := range vars {
-		if k != "MCPWRAP_LISTEN" && k != "MCPWRAP_TENANTS_FILE" {
+		if strings.HasPrefix(k, "MCPWRAP_") && k != "MCPWRAP_LISTEN" && k != "MCPWRAP_TENANTS_FILE" {
 			e[k] = v
 		}
 	}
@@ -349,7 +349,9 @@ func TestDockerfiles(t *testing.T) {
 			cmd := exec.Command(mcpwrapBin, append([]string{"--"}, fixture)...)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 			for k, v := range vars {
-				cmd.Env = append(cmd.Env, k+"="+v)
+				if strings.HasPrefix(k, "MCPWRAP_") {
+					cmd.Env = append(cmd.Env, k+"="+v)
+				}
 			}
 			out, err := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "MCPWRAP_TOKEN") {
