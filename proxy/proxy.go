@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,42 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return err
 	}
 	level, _ := zerolog.ParseLevel(cfg.LogLevel) // checked by parseConfig
-	log := zerolog.New(stderr).Level(level).With().Timestamp().Str("remote", cfg.URL.Redacted()).Logger()
+	log := zerolog.New(&redactingWriter{w: stderr, r: newRedactor(cfg)}).Level(level).With().Timestamp().Str("remote", cfg.URL.Redacted()).Logger()
 	return newShim(cfg, log, stdout).run(ctx, stdin)
+}
+
+// newRedactor hides the secrets the shim holds: the token and the values of
+// extra headers, which often carry API keys. Nothing logs them on purpose;
+// this is for what the remote echoes back in an error body.
+func newRedactor(cfg Config) *strings.Replacer {
+	var pairs []string
+	if cfg.Token != "" {
+		pairs = append(pairs, cfg.Token, "[redacted]")
+	}
+	for _, vs := range cfg.Header {
+		for _, v := range vs {
+			// Short values are not secrets, and hiding them would garble
+			// every line that happens to contain them.
+			if len(v) >= 8 {
+				pairs = append(pairs, v, "[redacted]")
+			}
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// redactingWriter passes each log line through the redactor. zerolog writes
+// a line in one call, so a secret is never split between two writes.
+type redactingWriter struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func (rw *redactingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(rw.w, rw.r.Replace(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // shutdownGrace is how long messages already read from stdin may take to
@@ -79,6 +114,7 @@ func (c *call) finished() bool {
 type shim struct {
 	cfg     Config
 	log     zerolog.Logger
+	redact  *strings.Replacer
 	out     *lineWriter
 	http    *http.Client
 	ctx     context.Context // ends when run returns
@@ -107,6 +143,7 @@ func newShim(cfg Config, log zerolog.Logger, stdout io.Writer) *shim {
 		http:    &http.Client{Transport: rt},
 		pending: map[string]*call{},
 		subs:    map[string][]byte{},
+		redact:  newRedactor(cfg),
 	}
 	s.tr = &streamable{s: s, url: cfg.URL}
 	return s
@@ -373,7 +410,7 @@ func (s *shim) fail(c *call, err error) {
 	}
 	delete(s.pending, jsonrpc.IDKey(c.id))
 	s.mu.Unlock()
-	code, msg := jsonrpc.CodeInternalError, "mcpwrap proxy: "+err.Error()
+	code, msg := jsonrpc.CodeInternalError, s.redact.Replace("mcpwrap proxy: "+err.Error())
 	var re *rpcError
 	if errors.As(err, &re) {
 		code = re.code

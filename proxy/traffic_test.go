@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -437,5 +439,41 @@ func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "could not restore") {
 		t.Errorf("the shim failed to restore the session setup")
+	}
+}
+
+func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	// A careless remote that repeats the request's credentials in its
+	// error bodies.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cannot use "+r.Header.Get("Authorization")+" with "+r.Header.Get("X-Api-Key"), http.StatusInternalServerError)
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	defer func() { srv.Close(); <-served }()
+
+	const apiKey = "key-0123456789"
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--header", "X-Api-Key: "+apiKey, "http://"+ln.Addr().String()+"/mcp")
+	cs, err := connect(t, ctx, cmd, nil)
+	if err == nil {
+		cs.Close()
+		t.Fatal("connect to a failing remote succeeded")
+	}
+	if !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("error %q should report the 500 with the secrets redacted", err)
+	}
+	for _, secret := range []string{testToken, apiKey} {
+		if strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) {
+			t.Errorf("%q leaked into the error or the log", secret)
+		}
 	}
 }
