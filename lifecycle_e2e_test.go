@@ -112,7 +112,7 @@ func TestShutdownWithHundredSessions(t *testing.T) {
 	}
 
 	shut := w.Logs.find(func(l logLine) bool { return l.Msg() == "shutting down" })
-	if len(shut) != 1 || shut[0].Str("signal") != "terminated" || shut[0].Int("sessions") != n {
+	if len(shut) != 1 || shut[0].Str("reason") != "signal terminated" || shut[0].Int("sessions") != n {
 		t.Errorf("want one \"shutting down\" line naming SIGTERM and %d sessions, got %v", n, shut)
 	}
 	if last := lastLine(t, w); last.Msg() != "shutdown complete" {
