@@ -252,7 +252,8 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	if callWall > 0 && len(calls) > 0 {
 		rep.CallsPerSec = float64(len(calls)) / callWall.Seconds()
 	}
-	if cfg.args != nil {
+	if cfg.args != nil || cfg.response > 0 {
+		// No echo text was sent, so no payload size applies.
 		rep.PayloadBytes = 0
 	}
 	return rep

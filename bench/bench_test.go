@@ -215,7 +215,7 @@ type mcpServer struct {
 	deletes atomic.Int64
 }
 
-func newMCPServer(t *testing.T, token string, opts *mcp.StreamableHTTPOptions) *mcpServer {
+func newMCPServer(t testing.TB, token string, opts *mcp.StreamableHTTPOptions) *mcpServer {
 	t.Helper()
 	s := &mcpServer{srv: echotools.NewServer()}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.srv }, opts)

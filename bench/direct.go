@@ -102,6 +102,7 @@ type directSession struct {
 	exited     chan struct{} // closed when Wait returns
 	closeOnce  sync.Once
 	closeErr   error
+	refusing   sync.WaitGroup // answers to the child's requests being written
 
 	writeMu sync.Mutex // guards stdin: one writer per child
 	stdin   io.WriteCloser
@@ -223,7 +224,9 @@ func (s *directSession) readLoop() {
 func (s *directSession) refuse(id json.RawMessage) {
 	line := append([]byte(`{"jsonrpc":"2.0","id":`), id...)
 	line = append(line, `,"error":{"code":-32601,"message":"method not found"}}`...)
-	go func() { _ = s.write(line) }()
+	// Written aside, so that a child busy writing to us cannot deadlock
+	// against a reader blocked writing to it.
+	s.refusing.Go(func() { _ = s.write(line) })
 }
 
 // close ends the child: stdin closed, then SIGTERM, then SIGKILL to its
@@ -251,6 +254,7 @@ func (s *directSession) shutdown(ctx context.Context) error {
 	// still holds the write end.
 	_ = s.stdout.Close()
 	<-s.drained
+	s.refusing.Wait()
 	return err
 }
 

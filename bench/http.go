@@ -81,6 +81,9 @@ func (o *httpOpener) open(ctx context.Context) (session, error) {
 		s.deleted = true
 	}
 	if err := s.notify(ctx, "notifications/initialized"); err != nil {
+		// The server holds a session (and maybe a child) for this one;
+		// ending it keeps a failed setup from piling up there.
+		_ = s.close(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return s, nil
