@@ -10,6 +10,7 @@
 #                  the median over rounds of each ratio
 #   PEERS=0        skip supergateway and mcp-proxy
 #   PEERS_DIR=dir  reuse (or install into) this npm prefix instead of a temp one
+#   CELLS="..."    run only these cells: seq par8 many open held req1m resp1m
 #   BENCH_CMD      the load tool (default: bin/mcpwrap bench)
 #   OUT=dir        keep the per-cell JSON reports and logs there
 #
@@ -21,10 +22,10 @@ cd "$(dirname "$0")/.."
 quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
 	seq_calls=300 par_calls=400 many_sessions=10 many_calls=20 open_sessions=20
-	held_sessions=50 big_calls=3 cap=15s hold=1s rounds=${ROUNDS:-1}
+	held_sessions=50 big_calls=3 cap=15s held_cap=30s hold=1s rounds=${ROUNDS:-1}
 else
 	seq_calls=10000 par_calls=10000 many_sessions=50 many_calls=100 open_sessions=200
-	held_sessions=1000 big_calls=20 cap=20s hold=2s rounds=${ROUNDS:-3}
+	held_sessions=1000 big_calls=20 cap=20s held_cap=120s hold=2s rounds=${ROUNDS:-3}
 fi
 
 work=$(mktemp -d)
@@ -92,10 +93,10 @@ targets=(direct)
 pid_of[direct]=0
 
 # run_cell NAME TARGET [bench flags...] runs one cell into
-# $out/TARGET.NAME.rROUND.json.
+# $out/TARGET.NAME.rROUND.json, capped at $cell_cap (default $cap).
 # With background=1 it returns at once, leaving the tool's pid in cell_pid.
 run_cell() {
-	local name=$1 target=$2
+	local name=$1 target=$2 c=${cell_cap:-$cap}
 	shift 2
 	local json=$out/$target.$name.r$round.json
 	local where=(-- "$echo_bin")
@@ -105,12 +106,12 @@ run_cell() {
 	fi
 	echo "-- round $round: $name $target" >&2
 	if [ -n "${background:-}" ]; then
-		"${bench[@]}" --json --max-duration "$cap" --timeout 30s "$@" "${where[@]}" >"$json" 2>"$out/$target.$name.r$round.err" &
+		"${bench[@]}" --json --max-duration "$c" --timeout 30s "$@" "${where[@]}" >"$json" 2>"$out/$target.$name.r$round.err" &
 		cell_pid=$!
 		started+=("$cell_pid")
 		return 0
 	fi
-	"${bench[@]}" --json --max-duration "$cap" --timeout 30s "$@" "${where[@]}" >"$json" 2>"$out/$target.$name.r$round.err" || true
+	"${bench[@]}" --json --max-duration "$c" --timeout 30s "$@" "${where[@]}" >"$json" 2>"$out/$target.$name.r$round.err" || true
 	if [ ! -s "$json" ]; then
 		echo "   no report; stderr:" >&2
 		tail -5 "$out/$target.$name.r$round.err" >&2
@@ -124,7 +125,10 @@ run_held() {
 	local ready=$work/$target.ready before=0 held=0
 	rm -f "$ready"
 	[ "$pid" = 0 ] || before=$(rss_kib "$pid")
-	background=1 run_cell held "$target" --sessions "$held_sessions" --calls 1 --hold "$hold" --ready-file "$ready" --quiet
+	# Opening a thousand sessions at once takes some targets far longer than
+	# the other cells' cap; the tool's own --timeout bounds each session.
+	cell_cap=$held_cap background=1 run_cell held "$target" --sessions "$held_sessions" --calls 1 --hold "$hold" \
+		--ready-file "$ready" --quiet
 	local bpid=$cell_pid
 	for _ in $(seq 1200); do
 		[ -e "$ready" ] && break
@@ -209,14 +213,16 @@ fi
 # Rounds repeat the whole matrix; a ratio is taken within a round and the
 # median over rounds is shown.
 echo "== matrix: ${targets[*]}, $rounds round(s)" >&2
+cells=${CELLS:-seq par8 many open held req1m resp1m}
+want() { [[ " $cells " == *" $1 "* ]]; }
 for round in $(seq "$rounds"); do
-	for t in "${targets[@]}"; do run_cell seq "$t" --sessions 1 --calls "$seq_calls" --inflight 1 --payload 64; done
-	for t in "${targets[@]}"; do run_cell par8 "$t" --sessions 1 --calls "$par_calls" --inflight 8 --payload 64; done
-	for t in "${targets[@]}"; do run_cell many "$t" --sessions "$many_sessions" --calls "$many_calls" --inflight 1 --payload 64; done
-	for t in "${targets[@]}"; do run_cell open "$t" --sessions "$open_sessions" --calls 1; done
-	for t in "${targets[@]}"; do run_held "$t"; done
-	for t in "${targets[@]}"; do run_cell req1m "$t" --sessions 1 --calls "$big_calls" --payload 1048576; done
-	for t in "${targets[@]}"; do run_cell resp1m "$t" --sessions 1 --calls "$big_calls" --response 1048576; done
+	if want seq; then for t in "${targets[@]}"; do run_cell seq "$t" --sessions 1 --calls "$seq_calls" --inflight 1 --payload 64; done; fi
+	if want par8; then for t in "${targets[@]}"; do run_cell par8 "$t" --sessions 1 --calls "$par_calls" --inflight 8 --payload 64; done; fi
+	if want many; then for t in "${targets[@]}"; do run_cell many "$t" --sessions "$many_sessions" --calls "$many_calls" --inflight 1 --payload 64; done; fi
+	if want open; then for t in "${targets[@]}"; do run_cell open "$t" --sessions "$open_sessions" --calls 1; done; fi
+	if want held; then for t in "${targets[@]}"; do run_held "$t"; done; fi
+	if want req1m; then for t in "${targets[@]}"; do run_cell req1m "$t" --sessions 1 --calls "$big_calls" --payload 1048576; done; fi
+	if want resp1m; then for t in "${targets[@]}"; do run_cell resp1m "$t" --sessions 1 --calls "$big_calls" --response 1048576; done; fi
 done
 
 # ---- the table
@@ -228,13 +234,16 @@ num() { awk -v a="$1" 'BEGIN { if (a == "") print "n/a"; else if (a >= 100) prin
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # per_round TARGET CELL KEY prints KEY of each round's report, one a line.
+# A zero is a figure with no samples behind it (nothing succeeded), so it
+# is left out rather than counted as infinitely fast.
 per_round() {
-	local r f
+	local r f v
 	for r in $(seq "$rounds"); do
 		f=$out/$1.$2.r$r.json
-		[ -s "$f" ] && jget "$f" "$3"
+		[ -s "$f" ] || continue
+		v=$(jget "$f" "$3")
+		awk -v v="$v" 'BEGIN { if (v + 0 > 0) print v }'
 	done
-	return 0
 }
 
 # ratio_rounds TARGET CELL KEY prints, for each round with both reports,
@@ -244,23 +253,23 @@ ratio_rounds() {
 	for r in $(seq "$rounds"); do
 		a=$(jget "$out/$1.$2.r$r.json" "$3")
 		b=$(jget "$out/direct.$2.r$r.json" "$3")
-		awk -v a="$a" -v b="$b" 'BEGIN { if (a != "" && b != "" && b + 0 > 0) printf "%.4f\n", a / b }'
+		awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.4f\n", a / b }'
 	done
 }
 
-# errs notes errors over all rounds and any round its cap cut short.
+# errs notes errors by kind over all rounds, and rounds the cap cut short.
 errs() {
-	local r f e=0 kinds="" cut=0 n
+	local r f cut=0 kinds
+	kinds=$(for r in $(seq "$rounds"); do
+		f=$out/$1.$2.r$r.json
+		[ -s "$f" ] && sed -n 's/.*"errors":{\([^}]*\)}.*/\1/p' "$f" | tr -d '"' | tr ',' '\n'
+	done | awk -F: 'NF == 2 { n[$1] += $2 } END { for (k in n) printf "%s%s %d", (s++ ? ", " : ""), k, n[k] }')
 	for r in $(seq "$rounds"); do
 		f=$out/$1.$2.r$r.json
-		[ -s "$f" ] || continue
-		n=$(jget "$f" errors_total)
-		e=$((e + ${n:-0}))
-		if [ "${n:-0}" != 0 ]; then kinds="$kinds $(sed -n 's/.*"errors":{\([^}]*\)}.*/\1/p' "$f" | tr -d '"')"; fi
-		[ "$(jget "$f" cut_short)" != true ] || cut=$((cut + 1))
+		[ -s "$f" ] && [ "$(jget "$f" cut_short)" = true ] && cut=$((cut + 1))
 	done
-	[ "$e" = 0 ] || printf ', %s err:%s' "$e" "$kinds"
-	[ "$cut" = 0 ] || printf ', %s round(s) cut at %s' "$cut" "$cap"
+	[ -z "$kinds" ] || printf '; errors: %s' "$kinds"
+	[ "$cut" = 0 ] || printf '; %s round(s) cut by the cap' "$cut"
 }
 
 # cell_row LABEL CELL KEY UNIT prints one row: direct's median figure, and
@@ -273,7 +282,7 @@ cell_row() {
 		r=$(ratio_rounds "$t" "$name" "$key" | median)
 		v=$(per_round "$t" "$name" "$key" | median)
 		if [ -z "$v" ]; then
-			printf ' no report%s |' "$(errs "$t" "$name")"
+			printf ' n/a%s |' "$(errs "$t" "$name")"
 			continue
 		fi
 		printf ' %s× (%s %s%s) |' "$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f", r }')" "$(num "$v")" "$unit" "$(errs "$t" "$name")"
