@@ -30,14 +30,28 @@ func sessionPids(w *wrapper) []int {
 	return out
 }
 
-// lastLine is mcpwrap's final log line.
+// lastLine is mcpwrap's final JSON log line; what main prints to stderr
+// as it exits with an error comes after it.
 func lastLine(t *testing.T, w *wrapper) logLine {
 	t.Helper()
 	all := w.Logs.all()
-	if len(all) == 0 {
-		t.Fatal("mcpwrap logged nothing")
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i]["unparsed"] == nil {
+			return all[i]
+		}
 	}
-	return all[len(all)-1]
+	t.Fatal("mcpwrap logged nothing")
+	return nil
+}
+
+// exitMessage is what mcpwrap printed last if that was no JSON log line
+// (main's "mcpwrap: <error>"), or "".
+func exitMessage(w *wrapper) string {
+	all := w.Logs.all()
+	if len(all) == 0 || all[len(all)-1]["unparsed"] == nil {
+		return ""
+	}
+	return all[len(all)-1].Msg()
 }
 
 func TestShutdownWithHundredSessions(t *testing.T) {
@@ -117,6 +131,9 @@ func TestShutdownWithHundredSessions(t *testing.T) {
 	}
 	if last := lastLine(t, w); last.Msg() != "shutdown complete" {
 		t.Errorf("last log line %v, want \"shutdown complete\"", last)
+	}
+	if msg := exitMessage(w); msg != "" {
+		t.Errorf("a clean shutdown printed %q after its last log line", msg)
 	}
 	if ended := w.Logs.find(func(l logLine) bool { return l.Msg() == "session ended" }); len(ended) != n {
 		t.Errorf("%d \"session ended\" lines, want %d", len(ended), n)
@@ -231,6 +248,9 @@ func TestSecondSignalStopsNow(t *testing.T) {
 	}
 	if code == 0 {
 		t.Errorf("exit code 0 after a shutdown cut short; the exit code must say it was not clean")
+	}
+	if msg := exitMessage(w); !strings.HasPrefix(msg, "mcpwrap: shutdown cut short") {
+		t.Errorf("last words %q, want mcpwrap: shutdown cut short…", msg)
 	}
 	assertGone(t, "after the second signal", before, groups)
 }
