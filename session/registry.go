@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // Options say what each session runs and what bounds it.
@@ -154,9 +155,9 @@ func (r *Registry) Healthy() error {
 }
 
 // Close refuses new sessions, ends every live one in parallel, and waits for
-// them all or for ctx. When ctx ends first, the children still running are
-// killed at once (Stop's own escalation), and Close still waits for them to
-// be reaped.
+// them all or for ctx. When ctx ends first, every child group still running
+// is sent SIGKILL at once, and Close waits only a moment longer for them to
+// be reaped: its caller has run out of time.
 func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -175,10 +176,27 @@ func (r *Registry) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		<-done
-		return ctx.Err()
 	}
+	// Past the deadline: kill every group from here rather than wait for
+	// each session's goroutine to get round to it (on a starved CPU that
+	// took seconds), then give the kernel a bounded moment to reap. The
+	// caller is out of time: a container runtime is about to SIGKILL us.
+	for _, s := range live {
+		s.proc.signalGroup(unix.SIGKILL)
+	}
+	t := time.NewTimer(registryReapWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.log.Warn().Int("sessions", r.Len()).Msg("children killed but not yet reaped at the deadline")
+	}
+	return ctx.Err()
 }
+
+// registryReapWait bounds how long Close waits, once its deadline has
+// passed, for killed children to be reaped.
+const registryReapWait = 500 * time.Millisecond
 
 // Run ends sessions idle past the idle timeout until ctx ends. Only
 // requests count as activity: an open stream with keep-alives does not keep
