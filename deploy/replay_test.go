@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +26,7 @@ func twoMachines(t *testing.T, pick func(*http.Request) string) (a, b *instance,
 	a = startMcpwrap(t, env{"FLY_MACHINE_ID": machineA, "MCPWRAP_TOKEN": token})
 	b = startMcpwrap(t, env{"FLY_MACHINE_ID": machineB, "MCPWRAP_TOKEN": token})
 	rt = newRouter(map[string]string{machineA: a.Base, machineB: b.Base}, pick)
-	front := httptest.NewServer(rt)
-	t.Cleanup(front.Close)
-	return a, b, rt, front.URL + "/mcp"
+	return a, b, rt, rt.serve(t) + "/mcp"
 }
 
 // isInitialize tells a request that opens a session: a POST without a
@@ -216,9 +213,8 @@ func TestReplayAnswers(t *testing.T) {
 	t.Run("an ended session is 404 on its own Machine, through the replay", func(t *testing.T) {
 		rt := newRouter(map[string]string{machineA: a.Base, machineB: b.Base},
 			func(*http.Request) string { return machineB })
-		front := httptest.NewServer(rt)
-		defer front.Close()
-		req, _ := http.NewRequest(http.MethodDelete, front.URL+"/mcp", nil)
+		front := rt.serve(t)
+		req, _ := http.NewRequest(http.MethodDelete, front+"/mcp", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Mcp-Session-Id", live)
 		resp, err := http.DefaultClient.Do(req)
@@ -229,7 +225,7 @@ func TestReplayAnswers(t *testing.T) {
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE through B: %d, want 204", resp.StatusCode)
 		}
-		resp, body := rawPost(t, front.URL+"/mcp", token, live, nil, ping)
+		resp, body := rawPost(t, front+"/mcp", token, live, nil, ping)
 		var msg struct {
 			Error struct{ Code int } `json:"error"`
 		}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -40,10 +42,15 @@ func newRouter(machines map[string]string, pick func(*http.Request) string) *rou
 	return &router{machines: machines, pick: pick}
 }
 
-func (rt *router) setPick(pick func(*http.Request) string) {
-	rt.mu.Lock()
-	rt.pick = pick
-	rt.mu.Unlock()
+// serve puts the router on a loopback listener for the rest of the test and
+// returns its URL. At the end, open streams are cut rather than waited for.
+func (rt *router) serve(t *testing.T) string {
+	front := httptest.NewServer(rt)
+	t.Cleanup(func() {
+		front.CloseClientConnections()
+		front.Close()
+	})
+	return front.URL
 }
 
 func (rt *router) replayed() []replay {

@@ -112,3 +112,41 @@ func TestTenantEnvironments(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantSessionAcrossMachines: with the same tenants on two Machines, a
+// tenant's session opened on A works through B, and another tenant's token
+// does not get at it that way either.
+func TestTenantSessionAcrossMachines(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tenants.json")
+	const aliceToken, bobToken = "alice-token-2b9c71", "bob-token-6e0f13"
+	body := `{"alice": {"token": "` + aliceToken + `", "env": {"SERVICE_API_KEY": "alice-key-4e2a"}},
+	          "bob":   {"token": "` + bobToken + `", "env": {"SERVICE_API_KEY": "bob-key-8d1b"}}}`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startMcpwrap(t, env{"FLY_MACHINE_ID": machineA, "MCPWRAP_TENANTS_FILE": file})
+	b := startMcpwrap(t, env{"FLY_MACHINE_ID": machineB, "MCPWRAP_TENANTS_FILE": file})
+	rt := newRouter(map[string]string{machineA: a.Base, machineB: b.Base}, func(r *http.Request) string {
+		if isInitialize(r) {
+			return machineA
+		}
+		return machineB
+	})
+	front := rt.serve(t)
+
+	cs := connect(t, front+"/mcp", aliceToken, nil)
+	pid, err := strconv.Atoi(call(t, cs, "pid", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := childEnv(t, pid)["SERVICE_API_KEY"]; got != "alice-key-4e2a" {
+		t.Errorf("alice's child on A has SERVICE_API_KEY=%q", got)
+	}
+	resp, out := rawPost(t, front+"/mcp", bobToken, cs.ID(), nil, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("bob using alice's session through B: %d %s, want 404", resp.StatusCode, out)
+	}
+	if len(rt.replayed()) == 0 {
+		t.Error("nothing was replayed: the test did not go through B")
+	}
+}
