@@ -473,16 +473,63 @@ func procWaitGroupGone(pgid int, d time.Duration) bool {
 
 // procGroupAlive reports whether a process other than a zombie belongs to
 // group pgid. kill(-pgid, 0) cannot tell: the zombie leader still counts.
+// Only /proc can, and reading it costs a file per process on the machine,
+// so concurrent questions share one scan (see procCensus).
 func procGroupAlive(pgid int) bool {
-	alive := false
-	procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
-		if pgrp == pgid && state != 'Z' && state != 'X' {
-			alive = true
-			return false
+	return procCensus.alive(pgid)
+}
+
+// procCensus answers "is anything alive in this group?" for many groups
+// with one scan of /proc. When hundreds of sessions end at once (shutdown,
+// a drain), each scan would otherwise read every process's stat file for a
+// single group, and the work would grow with the square of the sessions.
+// A question waits for the next scan that starts after it was asked, so
+// every answer is as fresh as a scan of its own.
+var procCensus = census{waiting: map[int][]chan bool{}}
+
+type census struct {
+	mu       sync.Mutex // guards the fields below
+	waiting  map[int][]chan bool
+	scanning bool // a goroutine is running scans; it stops when nobody waits
+}
+
+func (c *census) alive(pgid int) bool {
+	answer := make(chan bool, 1)
+	c.mu.Lock()
+	c.waiting[pgid] = append(c.waiting[pgid], answer)
+	if !c.scanning {
+		c.scanning = true
+		go c.scan()
+	}
+	c.mu.Unlock()
+	return <-answer
+}
+
+func (c *census) scan() {
+	for {
+		c.mu.Lock()
+		batch := c.waiting
+		if len(batch) == 0 {
+			c.scanning = false
+			c.mu.Unlock()
+			return
 		}
-		return true
-	})
-	return alive
+		c.waiting = map[int][]chan bool{}
+		c.mu.Unlock()
+
+		alive := make(map[int]bool, len(batch))
+		procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
+			if _, asked := batch[pgrp]; asked && state != 'Z' && state != 'X' {
+				alive[pgrp] = true
+			}
+			return true
+		})
+		for pgid, answers := range batch {
+			for _, a := range answers {
+				a <- alive[pgid]
+			}
+		}
+	}
 }
 
 func procExitStatus(ps *os.ProcessState, werr error) ExitStatus {

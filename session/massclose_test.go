@@ -1,0 +1,32 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// BenchmarkStopMany stops 300 children at once: the cost of ending sessions
+// in bulk (shutdown, a load balancer draining), where every child's exit
+// asks whether anything is left in its group.
+func BenchmarkStopMany(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		procs := make([]*Process, 300)
+		for i := range procs {
+			p, err := StartProcess(Command{Path: "cat"}, ProcessOptions{}, zerolog.Nop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			procs[i] = p
+		}
+		b.StartTimer()
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Go(func() { _ = p.Stop(context.Background()) })
+		}
+		wg.Wait()
+	}
+}
