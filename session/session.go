@@ -392,6 +392,9 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 			return
 		}
 		delete(s.calls, string(msg.ID))
+		// A session is in use until its last answer, however long the
+		// call took: the idle clock starts now, not at the request.
+		s.lastActive = time.Now()
 		if c.token != "" {
 			delete(s.progress, c.token)
 		}
