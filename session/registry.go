@@ -137,21 +137,26 @@ func (r *Registry) IdleFor() time.Duration {
 	return time.Since(r.empty)
 }
 
-// Healthy reports whether a new session could be served now.
+// Healthy reports whether this instance can serve: it is not shutting down,
+// and the wrapped command is there to run.
 func (r *Registry) Healthy() error {
 	r.mu.Lock()
-	closed, n := r.closed, len(r.sessions)+r.starting
+	closed := r.closed
 	r.mu.Unlock()
-	switch {
-	case closed:
+	if closed {
 		return ErrClosed
-	case r.opts.MaxSessions > 0 && n >= r.opts.MaxSessions:
-		return ErrTooManySessions
 	}
 	if _, err := exec.LookPath(r.opts.Command.Path); err != nil {
 		return fmt.Errorf("%w: %v", ErrStart, err)
 	}
 	return nil
+}
+
+// Full reports whether MaxSessions are live (or starting) now.
+func (r *Registry) Full() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opts.MaxSessions > 0 && len(r.sessions)+r.starting >= r.opts.MaxSessions
 }
 
 // Close refuses new sessions, ends every live one in parallel, and waits for

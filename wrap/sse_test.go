@@ -762,8 +762,8 @@ func TestSSESessionLimitAndHealth(t *testing.T) {
 		t.Fatalf("healthz before any session: %d %s", code, body)
 	}
 	st := openStream(t, s.sseURL())
-	if code, body := health(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"sessions":1`) {
-		t.Errorf("healthz at the limit: %d %s, want 503 with one session", code, body)
+	if code, body := health(); code != http.StatusOK || !strings.Contains(body, `"sessions":1,"full":true`) {
+		t.Errorf("healthz at the limit: %d %s, want 200, one session, full", code, body)
 	}
 	resp, body := request(t, http.MethodGet, s.sseURL(), "", nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -772,7 +772,7 @@ func TestSSESessionLimitAndHealth(t *testing.T) {
 	}
 	st.resp.Body.Close()
 	eventually(t, "the session to end after its stream closed", func() bool { return s.Reg.Len() == 0 })
-	if code, body := health(); code != http.StatusOK {
+	if code, body := health(); code != http.StatusOK || !strings.Contains(body, `"full":false`) {
 		t.Errorf("healthz after the stream closed: %d %s", code, body)
 	}
 	openStream(t, s.sseURL()).initialize(t)

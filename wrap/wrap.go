@@ -201,8 +201,12 @@ func (h *Handler) machineOf(id string) string {
 	return m
 }
 
-// health answers whether a new session could be served now: not shutting
-// down, below the session limit, and the wrapped command is there to run.
+// health answers whether this instance can serve: 200 while it runs and
+// the wrapped command is there, 503 when it is shutting down or cannot start
+// children. A full instance is still healthy — it serves the sessions it
+// holds, and a health check that took it out of rotation would cut them off
+// — so fullness is reported, not failed: a new session gets 503 with
+// Retry-After from initialize itself.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -220,8 +224,9 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Status   string `json:"status"`
 		Sessions int    `json:"sessions"`
+		Full     bool   `json:"full"`
 		Problem  string `json:"problem,omitempty"`
-	}{state, h.reg.Len(), problem})
+	}{state, h.reg.Len(), h.reg.Full(), problem})
 }
 
 // MetricsHandler serves m in the Prometheus text format.
