@@ -21,7 +21,7 @@ import (
 // shutdown budget, and that the real binary accepts their settings.
 
 // dockerfiles are the Dockerfiles of the repository, relative to its root.
-var dockerfiles = []string{"Dockerfile.example", "examples/docker/Dockerfile.uvx", "examples/docker/Dockerfile.go"}
+var dockerfiles = []string{"Dockerfile.example", "examples/docker/Dockerfile.uvx", "examples/docker/Dockerfile.gobinary"}
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {
