@@ -18,6 +18,7 @@ go test -race -count=1 -timeout 20m ./...
 echo "== fuzz (bounded)"
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 20s ./jsonrpc
 go test -run '^$' -fuzz '^FuzzLookup$' -fuzztime 10s ./jsonrpc
+go test -run '^$' -fuzz '^FuzzRoute$' -fuzztime 30s -fuzzminimizetime 5s ./session
 
 echo "== MCP conformance suite, through mcpwrap"
 # The suite's client sends no token: this instance listens on loopback
