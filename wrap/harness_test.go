@@ -3,6 +3,7 @@ package wrap_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,100 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkToolsResourcesPrompts lists and calls tools, reads resources and gets
+// a prompt: what every client of any transport does.
+func checkToolsResourcesPrompts(t *testing.T, cs *mcp.ClientSession) {
+	t.Helper()
+	ctx := ctxFor(t)
+	tools, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	for _, want := range []string{"echo", "test_simple_text", "sample"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("tools/list lacks %s: %v", want, names)
+		}
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello through mcpwrap"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); got != "hello through mcpwrap" {
+		t.Errorf("echo = %q", got)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_error_handling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.IsError {
+		t.Errorf("test_error_handling: IsError = false")
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "no_such_tool"}); err == nil {
+		t.Errorf("calling an unknown tool succeeded")
+	}
+
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://static-text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Contents) != 1 || rr.Contents[0].Text == "" {
+		t.Errorf("static-text: %+v", rr.Contents)
+	}
+	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://template/42/data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "42") {
+		t.Errorf("template resource: %+v", rr.Contents)
+	}
+
+	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_prompt_with_arguments", Arguments: map[string]string{"arg1": "alpha", "arg2": "beta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(pr.Messages)
+	if !strings.Contains(string(b), "alpha") || !strings.Contains(string(b), "beta") {
+		t.Errorf("prompt messages lack the arguments: %s", b)
+	}
+}
+
+// answering is a client that answers sampling and elicitation requests.
+func answering() *mcp.ClientOptions {
+	return &mcp.ClientOptions{
+		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			prompt := req.Params.Messages[0].Content.(*mcp.TextContent).Text
+			return &mcp.CreateMessageResult{Model: "test", Role: "assistant", Content: &mcp.TextContent{Text: "sampled: " + prompt}}, nil
+		},
+		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "forty-two"}}, nil
+		},
+	}
+}
+
+// checkSamplingAndElicitation calls the tools that ask the client, through
+// a session connected with answering().
+func checkSamplingAndElicitation(t *testing.T, cs *mcp.ClientSession) {
+	t.Helper()
+	ctx := ctxFor(t)
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "ping"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); !strings.Contains(got, "sampled: ping") {
+		t.Errorf("sample = %q", got)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "elicit", Arguments: map[string]any{"message": "what?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); !strings.Contains(got, "accept") || !strings.Contains(got, "forty-two") {
+		t.Errorf("elicit = %q", got)
 	}
 }

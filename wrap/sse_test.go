@@ -276,106 +276,23 @@ func pidOf(t *testing.T, cs *mcp.ClientSession) int {
 
 func TestSSEToolsResourcesPrompts(t *testing.T) {
 	s := start(t)
-	cs := connectSSE(t, s.sseURL(), nil, "")
-	ctx := ctxFor(t)
-
-	tools, err := cs.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tool := range tools.Tools {
-		names = append(names, tool.Name)
-	}
-	for _, want := range []string{"echo", "test_simple_text", "sample"} {
-		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
-			t.Errorf("tools/list lacks %s: %v", want, names)
-		}
-	}
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello over HTTP+SSE"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); got != "hello over HTTP+SSE" {
-		t.Errorf("echo = %q", got)
-	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_error_handling"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.IsError {
-		t.Errorf("test_error_handling: IsError = false")
-	}
-	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "no_such_tool"}); err == nil {
-		t.Errorf("calling an unknown tool succeeded")
-	}
-
-	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://static-text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rr.Contents) != 1 || rr.Contents[0].Text == "" {
-		t.Errorf("static-text: %+v", rr.Contents)
-	}
-	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://template/42/data"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "42") {
-		t.Errorf("template resource: %+v", rr.Contents)
-	}
-
-	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_prompt_with_arguments", Arguments: map[string]string{"arg1": "alpha", "arg2": "beta"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(pr.Messages)
-	if !strings.Contains(string(b), "alpha") || !strings.Contains(string(b), "beta") {
-		t.Errorf("prompt messages lack the arguments: %s", b)
-	}
+	checkToolsResourcesPrompts(t, connectSSE(t, s.sseURL(), nil, ""))
 }
 
-// Over HTTP+SSE mcpwrap only pipes messages, so the client and the child
-// negotiate the version themselves; the SDK client's default, 2026-07-28,
-// has no server-to-client requests. Clients of this transport ask for an
-// older one, and the child's requests then travel on the stream.
+// The child's requests travel on the stream, whichever version the client
+// asks for. "" is the SDK client's default: it probes with the stateless
+// server/discover first, is refused, and falls back to 2025-11-25.
 func TestSSESamplingAndElicitationRoundTrips(t *testing.T) {
-	// "" is the SDK client's default: it probes with the stateless
-	// server/discover first, is refused, and falls back to 2025-11-25.
 	for _, version := range []string{"2024-11-05", "2025-11-25", ""} {
-		t.Run(version, func(t *testing.T) { testSSESamplingAndElicitation(t, version) })
-	}
-}
-
-func testSSESamplingAndElicitation(t *testing.T, version string) {
-	s := start(t)
-	cs := connectSSE(t, s.sseURL(), &mcp.ClientOptions{
-		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			prompt := req.Params.Messages[0].Content.(*mcp.TextContent).Text
-			return &mcp.CreateMessageResult{Model: "test", Role: "assistant", Content: &mcp.TextContent{Text: "sampled: " + prompt}}, nil
-		},
-		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "forty-two"}}, nil
-		},
-	}, version)
-	want := cmp.Or(version, "2025-11-25")
-	if got := cs.InitializeResult().ProtocolVersion; got != want {
-		t.Fatalf("negotiated %q, want %q", got, want)
-	}
-	ctx := ctxFor(t)
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "ping"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); !strings.Contains(got, "sampled: ping") {
-		t.Errorf("sample = %q", got)
-	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "elicit", Arguments: map[string]any{"message": "what?"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); !strings.Contains(got, "accept") || !strings.Contains(got, "forty-two") {
-		t.Errorf("elicit = %q", got)
+		t.Run(version, func(t *testing.T) {
+			s := start(t)
+			cs := connectSSE(t, s.sseURL(), answering(), version)
+			want := cmp.Or(version, "2025-11-25")
+			if got := cs.InitializeResult().ProtocolVersion; got != want {
+				t.Fatalf("negotiated %q, want %q", got, want)
+			}
+			checkSamplingAndElicitation(t, cs)
+		})
 	}
 }
 

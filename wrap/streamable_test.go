@@ -16,88 +16,12 @@ import (
 
 func TestToolsResourcesPrompts(t *testing.T) {
 	s := start(t)
-	cs := connect(t, s.URL, nil)
-	ctx := ctxFor(t)
-
-	tools, err := cs.ListTools(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tool := range tools.Tools {
-		names = append(names, tool.Name)
-	}
-	for _, want := range []string{"echo", "test_simple_text", "test_sampling"} {
-		if !strings.Contains(strings.Join(names, " "), want) {
-			t.Errorf("tools/list lacks %s: %v", want, names)
-		}
-	}
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hello through mcpwrap"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); got != "hello through mcpwrap" {
-		t.Errorf("echo = %q", got)
-	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_error_handling"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.IsError {
-		t.Errorf("test_error_handling: IsError = false")
-	}
-
-	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://static-text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rr.Contents) != 1 || rr.Contents[0].Text == "" {
-		t.Errorf("static-text: %+v", rr.Contents)
-	}
-	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "test://template/42/data"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rr.Contents) != 1 || !strings.Contains(rr.Contents[0].Text, "42") {
-		t.Errorf("template resource: %+v", rr.Contents)
-	}
-
-	pr, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_prompt_with_arguments", Arguments: map[string]string{"arg1": "alpha", "arg2": "beta"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(pr.Messages)
-	if !strings.Contains(string(b), "alpha") || !strings.Contains(string(b), "beta") {
-		t.Errorf("prompt messages lack the arguments: %s", b)
-	}
+	checkToolsResourcesPrompts(t, connect(t, s.URL, nil))
 }
 
 func TestSamplingAndElicitationRoundTrips(t *testing.T) {
 	s := start(t)
-	cs := connect(t, s.URL, &mcp.ClientOptions{
-		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			prompt := req.Params.Messages[0].Content.(*mcp.TextContent).Text
-			return &mcp.CreateMessageResult{Model: "test", Role: "assistant", Content: &mcp.TextContent{Text: "sampled: " + prompt}}, nil
-		},
-		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"answer": "forty-two"}}, nil
-		},
-	})
-	ctx := ctxFor(t)
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sample", Arguments: map[string]any{"prompt": "ping"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); !strings.Contains(got, "sampled: ping") {
-		t.Errorf("sample = %q", got)
-	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "elicit", Arguments: map[string]any{"message": "what?"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); !strings.Contains(got, "accept") || !strings.Contains(got, "forty-two") {
-		t.Errorf("elicit = %q", got)
-	}
+	checkSamplingAndElicitation(t, connect(t, s.URL, answering()))
 }
 
 func TestProgressReachesItsRequest(t *testing.T) {
