@@ -193,7 +193,7 @@ func TestDirectSpawnFailure(t *testing.T) {
 
 func TestMaxDurationCutsShortWithoutErrors(t *testing.T) {
 	var stdout, stderr strings.Builder
-	err := Run(t.Context(), []string{"--json", "--quiet", "--calls", "100000000", "--max-duration", "400ms", "--", echoBin},
+	err := Run(t.Context(), []string{"--json", "--quiet", "--calls", "100000000", "--max-duration", "3s", "--", echoBin},
 		env(nil), &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v (%s)", err, stderr.String())
