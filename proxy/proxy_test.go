@@ -110,6 +110,9 @@ type remote struct {
 	deletes atomic.Int32 // DELETE requests answered 2xx
 	tools   atomic.Int32 // tools/call requests seen
 
+	// slow receives a value when a call of the slow tool starts.
+	slow chan struct{}
+
 	// gateway holds statuses to answer, one per request, before the MCP
 	// handler sees any: what a platform proxy says while the machine
 	// behind it starts.
@@ -119,6 +122,7 @@ type remote struct {
 	srv    *http.Server
 	server *mcp.Server
 	served chan struct{}
+	quit   chan struct{} // closed on stop: the slow tool's calls end
 }
 
 func newRemote(t *testing.T, legacy bool) *remote {
@@ -151,7 +155,8 @@ func (r *remote) start() {
 		r.t.Fatalf("listen %s: %v", r.addr, err)
 	}
 	r.addr = ln.Addr().String()
-	server := newTestServer()
+	quit := make(chan struct{})
+	server := newTestServer(r.slow, quit)
 	var h http.Handler
 	if r.legacy {
 		h = mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return server }, &mcp.SSEOptions{MaxRequestBodyBytes: maxBody})
@@ -170,13 +175,13 @@ func (r *remote) start() {
 		_ = srv.Serve(ln)
 	}()
 	r.mu.Lock()
-	r.srv, r.server, r.served = srv, server, served
+	r.srv, r.server, r.served, r.quit = srv, server, served, quit
 	r.mu.Unlock()
 }
 
 func (r *remote) stop() {
 	r.mu.Lock()
-	srv, server, served := r.srv, r.server, r.served
+	srv, server, served, quit := r.srv, r.server, r.served, r.quit
 	r.srv, r.server = nil, nil
 	r.mu.Unlock()
 	if srv == nil {
@@ -184,6 +189,9 @@ func (r *remote) stop() {
 	}
 	srv.Close()
 	<-served
+	// A session's Close waits for its handlers, so the ones that would run
+	// on must end first; their answers go nowhere now.
+	close(quit)
 	for ss := range server.Sessions() {
 		ss.Close()
 	}
@@ -261,9 +269,10 @@ func (s *statusRecorder) Flush() {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// newTestServer has what the tests exercise: tools (echo, big, sample),
-// a resource and a prompt.
-func newTestServer() *mcp.Server {
+// newTestServer has what the tests exercise: tools (echo, big, sample,
+// reconnect, slow), a resource and a prompt. A call of slow signals on
+// slow, if given, and runs until cancelled or quit is closed.
+func newTestServer(slow chan<- struct{}, quit <-chan struct{}) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-remote", Version: "1.0.0"}, &mcp.ServerOptions{
 		// The SDK keeps track of who subscribed to what.
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
@@ -318,6 +327,18 @@ func newTestServer() *mcp.Server {
 			case <-t.C:
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "answered after the stream closed"}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "runs until cancelled"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if slow != nil {
+				slow <- struct{}{}
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			case <-quit:
+				return nil, nil, errors.New("server stopped")
+			}
 		})
 	s.AddResource(&mcp.Resource{URI: "test://hello", Name: "hello", MIMEType: "text/plain"},
 		func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {

@@ -477,3 +477,46 @@ func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestCutByRestartGetsAnError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	r := newRemote(t, false)
+	r.slow = make(chan struct{}, 1)
+	r.start()
+	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := callText(ctx, cs, "slow", nil)
+		errc <- err
+	}()
+	select {
+	case <-r.slow:
+	case <-ctx.Done():
+		t.Fatal("the slow call never started")
+	}
+	// The machine restarts while the call runs: its answer is lost, and
+	// the shim must say so rather than hang or run it again.
+	r.stop()
+	r.start()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "may or may not have run") {
+			t.Fatalf("slow call: err = %v, want one saying it may or may not have run", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the cut request never got an answer")
+	}
+	select {
+	case <-r.slow:
+		t.Error("the cut request ran again on the new remote")
+	default:
+	}
+	exercise(t, ctx, cs, "after-cut")
+}
