@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -214,7 +215,7 @@ func (t *streamable) answer(ctx context.Context, m *jsonrpc.Message, c *call, st
 			return err
 		}
 		t.listenIfIdle(st.gen)
-		if len(strings.TrimSpace(string(b))) > 0 {
+		if len(bytes.TrimSpace(b)) > 0 {
 			t.s.deliver(b)
 		}
 		if c != nil && !c.finished() {
