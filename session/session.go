@@ -496,12 +496,15 @@ func (s *Session) end(readErr error) {
 	s.closing = true
 	s.mu.Unlock()
 
-	if errors.Is(readErr, ErrLineTooLong) {
-		s.log.Error().Err(readErr).Msg("ending the session")
-	}
 	// Stdout ends a moment before the exit status is known; wait for it so
 	// the error names it, and make sure nothing of the child stays behind.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if errors.Is(readErr, ErrLineTooLong) {
+		// The child is stuck writing the rest of a line nobody will read;
+		// asking it to stop politely would only wait out the graces.
+		s.log.Error().Err(readErr).Msg("ending the session")
+		cancel()
+	}
 	_ = s.proc.Stop(stopCtx)
 	cancel()
 	exit := s.proc.Exit()
