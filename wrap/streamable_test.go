@@ -238,3 +238,40 @@ func TestSDKClientFallsBackFromTheStatelessProbe(t *testing.T) {
 		t.Errorf("negotiated %q, want 2025-11-25", v)
 	}
 }
+
+func TestServerMessagesTakeTheRightStream(t *testing.T) {
+	s := start(t)
+	id := s.open(t)
+	post := func(body string) (*http.Response, string) {
+		return s.do(t, raw{session: id, version: "2025-11-25", body: body})
+	}
+	if r, b := post(`{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://watched-resource"}}`); r.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %d %s", r.StatusCode, b)
+	}
+	get := openRaw(t, s.URL, map[string]string{"Mcp-Session-Id": id, "MCP-Protocol-Version": "2025-11-25"})
+
+	// A resource update concerns the session, not the call that caused
+	// it: it goes to the GET stream, and the call's answer stays plain JSON.
+	r, b := post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"touch","arguments":{"uri":"test://watched-resource"}}}`)
+	if ct := r.Header.Get("Content-Type"); r.StatusCode != http.StatusOK || ct != "application/json" || strings.Contains(b, "resources/updated") {
+		t.Errorf("touch: %d %s %s, want a JSON answer without the notification", r.StatusCode, ct, b)
+	}
+	ev, ok := get.next(t)
+	if !ok || !strings.Contains(ev.data, `"method":"notifications/resources/updated"`) || !strings.Contains(ev.data, "test://watched-resource") {
+		t.Errorf("GET stream: %+v (open %v), want the resource update", ev, ok)
+	}
+
+	// Progress belongs to its call: the answer becomes an SSE stream that
+	// carries the notifications, then the response, and nothing goes to GET.
+	r, b = post(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"progress","arguments":{"steps":3,"ms":1},"_meta":{"progressToken":"p-1"}}}`)
+	if ct := r.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("progress call answered with %q: %s", ct, b)
+	}
+	if n := strings.Count(b, `"method":"notifications/progress"`); n != 3 || !strings.Contains(b, `"id":3`) || strings.LastIndex(b, `"progressToken"`) > strings.Index(b, `"id":3`) {
+		t.Errorf("progress stream: %d notifications, want 3 before the response:\n%s", n, b)
+	}
+	// A second GET while one is open is refused: one stream, no broadcast.
+	if r, b := s.do(t, raw{method: http.MethodGet, session: id, version: "2025-11-25", accept: "text/event-stream"}); r.StatusCode != http.StatusConflict {
+		t.Errorf("second GET: %d %s, want 409", r.StatusCode, b)
+	}
+}
