@@ -127,14 +127,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	// No WriteTimeout: it would cut every live SSE stream.
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
+			ln.Close()
 			return fmt.Errorf("listening for metrics: %w", err)
 		}
 		mux := http.NewServeMux()
@@ -143,6 +139,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		go func() { _ = msrv.Serve(mln) }()
 		defer msrv.Close()
 	}
+	// No WriteTimeout: it would cut every live SSE stream.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 
 	runCtx, stopRunning := context.WithCancel(ctx)
 	defer stopRunning()
