@@ -30,3 +30,31 @@ func BenchmarkStopMany(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// BenchmarkStartMany starts 300 children at once, as a burst of new
+// sessions does.
+func BenchmarkStartMany(b *testing.B) {
+	for b.Loop() {
+		procs := make([]*Process, 300)
+		var wg sync.WaitGroup
+		for i := range procs {
+			wg.Go(func() {
+				p, err := StartProcess(Command{Path: "cat"}, ProcessOptions{}, zerolog.Nop())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				procs[i] = p
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		for _, p := range procs {
+			if p != nil {
+				wg.Go(func() { _ = p.Stop(context.Background()) })
+			}
+		}
+		wg.Wait()
+		b.StartTimer()
+	}
+}

@@ -123,11 +123,14 @@ type Process struct {
 }
 
 // procOwned is the set of children reaped by their Process; ReapOrphans must
-// leave them alone or cmd.Wait would lose the exit status. Its lock is held
-// across fork and registration so no reaper pass can see an unregistered child.
+// leave them alone or cmd.Wait would lose the exit status. Every start holds
+// starting shared across fork and registration, and the reaper holds it
+// exclusively while it checks and reaps, so no reaper pass can see an
+// unregistered child — while starts still run in parallel with each other.
 var procOwned = struct {
-	mu   sync.Mutex
-	pids map[int]struct{}
+	starting sync.RWMutex
+	mu       sync.Mutex // guards pids
+	pids     map[int]struct{}
 }{pids: map[int]struct{}{}}
 
 // procReapPoke asks ReapOrphans for another pass: a zombie that reused the
@@ -213,12 +216,14 @@ func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Proces
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
 
-	procOwned.mu.Lock()
+	procOwned.starting.RLock()
 	err = c.Start()
 	if err == nil {
+		procOwned.mu.Lock()
 		procOwned.pids[c.Process.Pid] = struct{}{}
+		procOwned.mu.Unlock()
 	}
-	procOwned.mu.Unlock()
+	procOwned.starting.RUnlock()
 	closeAll(childEnds)
 	if err != nil {
 		closeAll(ours)

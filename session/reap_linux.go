@@ -48,17 +48,19 @@ func procReapPass(self int, log zerolog.Logger) {
 		return true
 	})
 	for _, pid := range zombies {
-		// The lock keeps StartProcess from registering a child between our
-		// check and the wait. A zombie's pid cannot be handed to a new
+		// Holding starting keeps StartProcess from forking a child it has
+		// not yet registered between our check and the wait. A zombie's pid cannot be handed to a new
 		// process, so an unowned zombie stays unowned.
+		procOwned.starting.Lock()
 		procOwned.mu.Lock()
 		_, owned := procOwned.pids[pid]
+		procOwned.mu.Unlock()
 		var ws unix.WaitStatus
 		var err error
 		if !owned {
 			_, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
-		procOwned.mu.Unlock()
+		procOwned.starting.Unlock()
 		if owned {
 			continue
 		}
