@@ -56,7 +56,7 @@ type server struct {
 
 type tweak func(*session.Options, *wrap.Options)
 
-func start(t *testing.T, tweaks ...tweak) *server {
+func start(t testing.TB, tweaks ...tweak) *server {
 	t.Helper()
 	sopts := session.Options{
 		Command:     session.Command{Path: fixture, Env: os.Environ()},
@@ -142,7 +142,7 @@ type raw struct {
 	headers                                                           map[string]string
 }
 
-func (s *server) do(t *testing.T, r raw) (*http.Response, string) {
+func (s *server) do(t testing.TB, r raw) (*http.Response, string) {
 	t.Helper()
 	if r.method == "" {
 		r.method = http.MethodPost
@@ -180,7 +180,7 @@ func (s *server) do(t *testing.T, r raw) (*http.Response, string) {
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 
 // open initializes a session by hand and returns its id.
-func (s *server) open(t *testing.T) string {
+func (s *server) open(t testing.TB) string {
 	t.Helper()
 	resp, body := s.do(t, raw{body: initBody})
 	if resp.StatusCode != http.StatusOK {
