@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,5 +313,52 @@ func checkSamplingAndElicitation(t *testing.T, cs *mcp.ClientSession) {
 	}
 	if got := text(t, res); !strings.Contains(got, "accept") || !strings.Contains(got, "forty-two") {
 		t.Errorf("elicit = %q", got)
+	}
+}
+
+// checkManySessions opens sessions at once with open, each making calls
+// concurrently: every answer reaches its own caller, and every session has
+// a child process of its own.
+func checkManySessions(t *testing.T, s *server, sessions, calls int, open func() *mcp.ClientSession) {
+	t.Helper()
+	ctx := ctxFor(t)
+	var mu sync.Mutex
+	pids := map[int]bool{}
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Go(func() {
+			cs := open()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "pid"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			pid, _ := strconv.Atoi(text(t, res))
+			mu.Lock()
+			pids[pid] = true
+			mu.Unlock()
+			var inner sync.WaitGroup
+			for j := range calls {
+				inner.Go(func() {
+					want := fmt.Sprintf("session %d call %d", i, j)
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": want}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got := text(t, res); got != want {
+						t.Errorf("echo = %q, want %q", got, want)
+					}
+				})
+			}
+			inner.Wait()
+		})
+	}
+	wg.Wait()
+	if len(pids) != sessions {
+		t.Errorf("%d distinct child pids for %d sessions", len(pids), sessions)
+	}
+	if n := s.Reg.Len(); n != sessions {
+		t.Errorf("%d live sessions, want %d", n, sessions)
 	}
 }

@@ -344,47 +344,7 @@ func TestSSEProgressAndResourceUpdates(t *testing.T) {
 
 func TestSSEManySessionsEachWithItsOwnChild(t *testing.T) {
 	s := start(t)
-	const sessions, calls = 20, 5
-	ctx := ctxFor(t)
-	var mu sync.Mutex
-	pids := map[int]bool{}
-	var wg sync.WaitGroup
-	for i := range sessions {
-		wg.Go(func() {
-			cs := connectSSE(t, s.sseURL(), nil, "")
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "pid"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			pid, _ := strconv.Atoi(text(t, res))
-			mu.Lock()
-			pids[pid] = true
-			mu.Unlock()
-			var inner sync.WaitGroup
-			for j := range calls {
-				inner.Go(func() {
-					want := fmt.Sprintf("session %d call %d", i, j)
-					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": want}})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if got := text(t, res); got != want {
-						t.Errorf("echo = %q, want %q", got, want)
-					}
-				})
-			}
-			inner.Wait()
-		})
-	}
-	wg.Wait()
-	if len(pids) != sessions {
-		t.Errorf("%d distinct child pids for %d sessions", len(pids), sessions)
-	}
-	if n := s.Reg.Len(); n != sessions {
-		t.Errorf("%d live sessions, want %d", n, sessions)
-	}
+	checkManySessions(t, s, 20, 5, func() *mcp.ClientSession { return connectSSE(t, s.sseURL(), nil, "") })
 }
 
 func TestSSEOneMebibyteEachWay(t *testing.T) {

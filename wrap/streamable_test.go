@@ -85,44 +85,7 @@ func TestResourceUpdateOnTheGetStream(t *testing.T) {
 
 func TestManySessionsEachWithItsOwnChild(t *testing.T) {
 	s := start(t)
-	const sessions, calls = 50, 10
-	ctx := ctxFor(t)
-	var mu sync.Mutex
-	pids := map[int]bool{}
-	var wg sync.WaitGroup
-	for i := range sessions {
-		wg.Go(func() {
-			cs := connect(t, s.URL, nil)
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "pid"})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			pid, _ := strconv.Atoi(text(t, res))
-			mu.Lock()
-			pids[pid] = true
-			mu.Unlock()
-			var inner sync.WaitGroup
-			for j := range calls {
-				inner.Go(func() {
-					want := fmt.Sprintf("session %d call %d", i, j)
-					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": want}})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if got := text(t, res); got != want {
-						t.Errorf("echo = %q, want %q", got, want)
-					}
-				})
-			}
-			inner.Wait()
-		})
-	}
-	wg.Wait()
-	if len(pids) != sessions {
-		t.Errorf("%d distinct child pids for %d sessions", len(pids), sessions)
-	}
+	checkManySessions(t, s, 50, 10, func() *mcp.ClientSession { return connect(t, s.URL, nil) })
 }
 
 func TestOneMebibyteEachWay(t *testing.T) {
