@@ -1,8 +1,9 @@
 // Package wrap is mcpwrap's HTTP front door: the Streamable HTTP endpoint
 // (protocol versions 2025-03-26 to 2025-11-25), the deprecated HTTP+SSE
-// endpoints (2024-11-05), bearer-token auth, Origin checks and the health
-// endpoint. Everything behind the door — child processes and message
-// routing — belongs to package session.
+// endpoints (2024-11-05), bearer-token auth with named tenants, Origin
+// checks, session affinity across instances (fly-replay), and the health and
+// metrics endpoints. Everything behind the door — child processes and
+// message routing — belongs to package session.
 package wrap
 
 import (
