@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -47,16 +47,12 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "mcpwrap")
-	fixture = filepath.Join(dir, "everything")
-	for _, b := range [][2]string{{binary, "."}, {fixture, "./examples/everything"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", b[1], err)
-			return 1
-		}
+	bins, err := testkit.Build(dir, testkit.Mcpwrap, testkit.Everything)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	binary, fixture = bins[0], bins[1]
 	return m.Run()
 }
 

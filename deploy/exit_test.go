@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 // waitExit waits, generously, for the process to exit on its own.
@@ -55,7 +57,7 @@ func TestExitWhenIdle(t *testing.T) {
 		if code := in.waitExit(t); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
-		if alive(pid) {
+		if testkit.Alive(pid) {
 			t.Errorf("the session's child %d outlived mcpwrap", pid)
 		}
 		if _, ok := in.find(func(l logLine) bool { return l.Msg() == "ending idle session" }); !ok {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 // TestIdleSessionEndsDespiteKeepAlives leaves a session with nothing but
@@ -64,7 +66,7 @@ func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
 	in.waitLog(t, "ending idle session", func(l logLine) bool {
 		return l.Msg() == "ending idle session" && l.Str("session") == id
 	})
-	eventually(t, "the idle session's child to exit", func() bool { return !alive(pid) })
+	testkit.Eventually(t, "the idle session's child to exit", func() bool { return !testkit.Alive(pid) })
 	if resp, body := rawPost(t, url, token, id, nil, `{"jsonrpc":"2.0","id":2,"method":"ping"}`); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("request to the ended session: %d %s, want 404", resp.StatusCode, body)
 	}

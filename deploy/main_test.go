@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,13 +9,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -40,16 +39,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	mcpwrapBin = filepath.Join(dir, "mcpwrap")
-	fixture = filepath.Join(dir, "everything")
-	for _, b := range [][2]string{{mcpwrapBin, ".."}, {fixture, "../examples/everything"}} {
-		build := exec.Command("go", "build", "-o", b[0], b[1])
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", b[1], err)
-			return 1
-		}
+	bins, err := testkit.Build(dir, testkit.Mcpwrap, testkit.Everything)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	mcpwrapBin, fixture = bins[0], bins[1]
 	return m.Run()
 }
 
@@ -189,7 +184,7 @@ func (in *instance) find(match func(logLine) bool) (logLine, bool) {
 func (in *instance) waitLog(t *testing.T, what string, match func(logLine) bool) logLine {
 	t.Helper()
 	var line logLine
-	eventually(t, "log line: "+what, func() bool {
+	testkit.Eventually(t, "log line: "+what, func() bool {
 		var ok bool
 		line, ok = in.find(match)
 		if !ok {
@@ -328,26 +323,4 @@ func openRaw(t *testing.T, url, tok string) string {
 		t.Fatalf("initialized: %d %s", resp.StatusCode, body)
 	}
 	return id
-}
-
-// alive reports whether a process exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
-}
-
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

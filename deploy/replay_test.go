@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -87,7 +88,7 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 	if res, err := cs.CallTool(ctx, progress); err != nil || res.IsError {
 		t.Fatalf("progress: %v %+v", err, res)
 	}
-	eventually(t, "three progress notifications", func() bool {
+	testkit.Eventually(t, "three progress notifications", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return steps == 3
@@ -97,14 +98,14 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 		t.Fatalf("resources/subscribe: %v", err)
 	}
 	call(t, cs, "touch", map[string]any{"uri": uri})
-	eventually(t, "notifications/resources/updated through the replayed streams", func() bool {
+	testkit.Eventually(t, "notifications/resources/updated through the replayed streams", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return updated[uri]
 	})
 
 	// The SDK opens its standalone GET stream on its own; it too went B → A.
-	eventually(t, "the GET stream replayed to A", func() bool {
+	testkit.Eventually(t, "the GET stream replayed to A", func() bool {
 		for _, r := range rt.replayed() {
 			if r.Method == http.MethodGet && r.From == machineB && r.To == machineA && r.Status == http.StatusOK {
 				return true
@@ -128,8 +129,8 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 	if err := cs.Close(); err != nil {
 		t.Errorf("closing the session: %v", err)
 	}
-	eventually(t, "A's session to end", func() bool { _, n := a.health(t); return n == 0 })
-	eventually(t, "A's child to exit", func() bool { return !alive(pid) })
+	testkit.Eventually(t, "A's session to end", func() bool { _, n := a.health(t); return n == 0 })
+	testkit.Eventually(t, "A's child to exit", func() bool { return !testkit.Alive(pid) })
 }
 
 // TestLargeRequestOnItsMachine sends a request over the proxy's 1 MB replay
@@ -265,7 +266,7 @@ func TestLegacySessionFollowsItsMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !alive(pid) {
+	if !testkit.Alive(pid) {
 		t.Fatalf("pid %d is not running", pid)
 	}
 	if got := call(t, cs, "echo", map[string]any{"text": "legacy via B"}); got != "legacy via B" {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -34,14 +35,9 @@ func buildBinaries(t *testing.T) {
 		if buildErr != nil {
 			return
 		}
-		mcpwrapBin = filepath.Join(buildDir, "mcpwrap")
-		fixtureBin = filepath.Join(buildDir, "everything")
-		for _, b := range [][2]string{{mcpwrapBin, ".."}, {fixtureBin, "../examples/everything"}} {
-			out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
-				return
-			}
+		var bins []string
+		if bins, buildErr = testkit.Build(buildDir, testkit.Mcpwrap, testkit.Everything); buildErr == nil {
+			mcpwrapBin, fixtureBin = bins[0], bins[1]
 		}
 	})
 	if buildErr != nil {

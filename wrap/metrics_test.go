@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
@@ -61,7 +62,7 @@ func TestMetricsCountSessionsAndRequests(t *testing.T) {
 	if _, err := cs.CallTool(ctxFor(t), &mcp.CallToolParams{Name: "crash", Arguments: map[string]any{"code": 3}}); err == nil {
 		t.Error("crash returned no error")
 	}
-	eventually(t, "the crashed session to be counted", func() bool {
+	testkit.Eventually(t, "the crashed session to be counted", func() bool {
 		_, body = scrape("Bearer " + token)
 		return strings.Contains(body, `mcpwrap_sessions_ended_total{owner="test",cause="child_exit"} 1`) &&
 			strings.Contains(body, `mcpwrap_child_exits_total{status="exit status 3"} 1`)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -268,7 +269,7 @@ func pidOf(t *testing.T, cs *mcp.ClientSession) int {
 		t.Fatal(err)
 	}
 	pid, err := strconv.Atoi(text(t, res))
-	if err != nil || !alive(pid) {
+	if err != nil || !testkit.Alive(pid) {
 		t.Fatalf("child pid %q (%v) is not running", text(t, res), err)
 	}
 	return pid
@@ -320,7 +321,7 @@ func TestSSEProgressAndResourceUpdates(t *testing.T) {
 	if _, err := cs.CallTool(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "five progress notifications", func() bool {
+	testkit.Eventually(t, "five progress notifications", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(progress) == 5
@@ -378,8 +379,8 @@ func TestSSEClosingTheStreamStopsTheChild(t *testing.T) {
 	if err := cs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the child to go after the stream closed", func() bool { return !alive(pid) })
-	eventually(t, "the session to end after the stream closed", func() bool { return s.Reg.Len() == 0 })
+	testkit.Eventually(t, "the child to go after the stream closed", func() bool { return !testkit.Alive(pid) })
+	testkit.Eventually(t, "the session to end after the stream closed", func() bool { return s.Reg.Len() == 0 })
 }
 
 func TestSSEEndpointEventAndAccepted(t *testing.T) {
@@ -648,7 +649,7 @@ func TestSSESessionLimitAndHealth(t *testing.T) {
 			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 	st.resp.Body.Close()
-	eventually(t, "the session to end after its stream closed", func() bool { return s.Reg.Len() == 0 })
+	testkit.Eventually(t, "the session to end after its stream closed", func() bool { return s.Reg.Len() == 0 })
 	if code, body := health(); code != http.StatusOK || !strings.Contains(body, `"full":false`) {
 		t.Errorf("healthz after the stream closed: %d %s", code, body)
 	}
@@ -678,10 +679,10 @@ func TestSSEChildExitFlushesTheStreamAndEndsIt(t *testing.T) {
 	if ev, ok := st.next(t); ok {
 		t.Errorf("the stream goes on after its child exited: %+v", ev)
 	}
-	if alive(pid) {
+	if testkit.Alive(pid) {
 		t.Errorf("child %d still running", pid)
 	}
-	eventually(t, "the session to be gone", func() bool { return s.Reg.Len() == 0 })
+	testkit.Eventually(t, "the session to be gone", func() bool { return s.Reg.Len() == 0 })
 	resp, body := request(t, http.MethodPost, st.post.String(), `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST after the session ended: %d %s, want 404", resp.StatusCode, body)

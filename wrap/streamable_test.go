@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -120,14 +121,14 @@ func TestDeleteEndsTheSessionAndItsChild(t *testing.T) {
 		t.Fatalf("%v: %s", err, body)
 	}
 	pid, err := strconv.Atoi(resp.Result.Content[0].(*mcp.TextContent).Text)
-	if err != nil || !alive(pid) {
+	if err != nil || !testkit.Alive(pid) {
 		t.Fatalf("child pid %d (%v) not running", pid, err)
 	}
 	r, _ := s.do(t, raw{method: http.MethodDelete, session: id, version: "2025-06-18"})
 	if r.StatusCode/100 != 2 {
 		t.Fatalf("DELETE: %d", r.StatusCode)
 	}
-	if alive(pid) {
+	if testkit.Alive(pid) {
 		t.Errorf("child %d still running after DELETE", pid)
 	}
 	r, body = s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`})
