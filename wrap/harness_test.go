@@ -337,3 +337,24 @@ func checkManySessions(t *testing.T, s *server, sessions, calls int, open func()
 		t.Errorf("%d live sessions, want %d", n, sessions)
 	}
 }
+
+// checkOneMebibyteEachWay sends 1 MiB to the child and asks 1 MiB back.
+func checkOneMebibyteEachWay(t *testing.T, cs *mcp.ClientSession) {
+	t.Helper()
+	ctx := ctxFor(t)
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": big}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); got != big {
+		t.Errorf("echo of 1 MiB came back as %d bytes", len(got))
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "big", Arguments: map[string]any{"size": 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, res); len(got) != 1<<20 {
+		t.Errorf("big returned %d bytes, want %d", len(got), 1<<20)
+	}
+}

@@ -166,6 +166,16 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 
 	var held [][]byte
 	var sse *sseWriter
+	// stream turns the reply into an SSE stream, sending what was held.
+	stream := func() {
+		if sse == nil {
+			sse = startSSE(w)
+			for _, d := range held {
+				_ = sse.event("message", d)
+			}
+			held = nil
+		}
+	}
 	ok := true
 	for {
 		select {
@@ -183,24 +193,13 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 				held = append(held, m.Data)
 				continue
 			}
-			if sse == nil {
-				sse = startSSE(w)
-				for _, d := range held {
-					_ = sse.event("message", d)
-				}
-			}
+			stream()
 			if err := sse.event("message", m.Data); err != nil {
 				ex.Detach()
 				return false
 			}
 		case <-keepAlive.C:
-			if sse == nil {
-				sse = startSSE(w)
-				for _, d := range held {
-					_ = sse.event("message", d)
-				}
-				held = nil
-			}
+			stream()
 			if err := sse.comment(); err != nil {
 				ex.Detach()
 				return false

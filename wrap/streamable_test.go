@@ -91,23 +91,7 @@ func TestManySessionsEachWithItsOwnChild(t *testing.T) {
 
 func TestOneMebibyteEachWay(t *testing.T) {
 	s := start(t)
-	cs := connect(t, s.URL, nil)
-	ctx := ctxFor(t)
-	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": big}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); got != big {
-		t.Errorf("echo of 1 MiB came back as %d bytes", len(got))
-	}
-	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "big", Arguments: map[string]any{"size": 1 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := text(t, res); len(got) != 1<<20 {
-		t.Errorf("big returned %d bytes, want %d", len(got), 1<<20)
-	}
+	checkOneMebibyteEachWay(t, connect(t, s.URL, nil))
 }
 
 func TestDeleteEndsTheSessionAndItsChild(t *testing.T) {
