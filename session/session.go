@@ -43,6 +43,7 @@ const CodeSessionEnded = -32000
 type Session struct {
 	id       string
 	owner    string // the name of the token that opened the session
+	legacy   bool   // HTTP+SSE: every message goes to the stream
 	proc     *Process
 	log      zerolog.Logger
 	started  time.Time
@@ -62,7 +63,6 @@ type Session struct {
 	inflight   []*Exchange          // exchanges still owed a response, oldest first
 	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
 	lastActive time.Time
-	legacy     bool   // HTTP+SSE: every message goes to the stream
 	reason     string // why the session is being closed, if someone closes it
 }
 
