@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpwrap/mcpwrap/session"
-	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/rs/zerolog"
+
+	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/session"
+	"github.com/mcpwrap/mcpwrap/wrap"
 )
 
 // resources is what a leak would show as growth.
@@ -53,7 +55,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}, log)
 	srv := httptest.NewServer(wrap.New(wrap.Options{
 		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
-		Tenants:    []wrap.Tenant{{Name: "e2e", Token: e2eToken}},
+		Auth:       auth.NewTokens([]auth.Tenant{{Name: "e2e", Token: e2eToken}}),
 		MaxMessage: 1 << 20,
 	}, reg, log))
 	defer srv.Close()

@@ -20,13 +20,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/bench"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
-	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -114,7 +116,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Path:           cfg.Path,
 		SSEPath:        cfg.SSEPath,
 		MessagePath:    cfg.MessagePath,
-		Tenants:        tenants(cfg.Tenants),
+		Auth:           authenticator(cfg.Tenants),
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
 		KeepAlive:      cfg.KeepAlive,
@@ -223,12 +225,17 @@ func idPrefix(machineID string) string {
 	return machineID + "."
 }
 
-func tenants(in []config.Tenant) []wrap.Tenant {
-	out := make([]wrap.Tenant, len(in))
-	for i, t := range in {
-		out[i] = wrap.Tenant(t)
+// authenticator is who may use the server: the tenants' static tokens, or
+// anyone when none is configured (config allows that on loopback only).
+func authenticator(in []config.Tenant) wrap.Authenticator {
+	if len(in) == 0 {
+		return nil
 	}
-	return out
+	tenants := make([]auth.Tenant, len(in))
+	for i, t := range in {
+		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env}
+	}
+	return auth.NewTokens(tenants)
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.

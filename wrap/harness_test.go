@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/rs/zerolog"
 )
 
 // fixture is the example server, built once for every test: the real child
@@ -65,7 +67,7 @@ func start(t testing.TB, tweaks ...tweak) *server {
 	}
 	wopts := wrap.Options{
 		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
-		Tenants:    []wrap.Tenant{{Name: "test", Token: token}},
+		Auth:       auth.NewTokens([]auth.Tenant{{Name: "test", Token: token}}),
 		MaxMessage: 16 << 20,
 		KeepAlive:  2 * time.Second,
 	}

@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The deprecated HTTP+SSE transport (2024-11-05), served on the same
@@ -705,7 +707,7 @@ func TestSSEAndStreamableSessionsStayApart(t *testing.T) {
 
 func TestSSESessionBelongsToItsToken(t *testing.T) {
 	s := start(t, func(_ *session.Options, w *wrap.Options) {
-		w.Tenants = append(w.Tenants, wrap.Tenant{Name: "other", Token: "other-token-9d2e"})
+		w.Auth = auth.NewTokens([]auth.Tenant{{Name: "test", Token: token}, {Name: "other", Token: "other-token-9d2e"}})
 	})
 	st := openStream(t, s.sseURL())
 	// Another tenant's valid token does not reach this session: to it, the

@@ -1,15 +1,13 @@
 // Package wrap is mcpwrap's HTTP front door: the Streamable HTTP endpoint
 // (protocol versions 2025-03-26 to 2025-11-25), the deprecated HTTP+SSE
-// endpoints (2024-11-05), bearer-token auth with named tenants, Origin
-// checks, session affinity across instances (fly-replay), and the health and
-// metrics endpoints. Everything behind the door — child processes and
-// message routing — belongs to package session.
+// endpoints (2024-11-05), Origin checks, session affinity across instances
+// (fly-replay), and the health and metrics endpoints. Who a request comes
+// from is package auth's to say; everything behind the door — child
+// processes and message routing — belongs to package session.
 package wrap
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net"
@@ -18,17 +16,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
-	"github.com/rs/zerolog"
 )
 
 // Options configure the front door.
 type Options struct {
-	Path           string   // Streamable HTTP endpoint
-	SSEPath        string   // HTTP+SSE stream endpoint
-	MessagePath    string   // HTTP+SSE message endpoint
-	Tenants        []Tenant // accepted bearer tokens; none means no auth
+	Path        string // Streamable HTTP endpoint
+	SSEPath     string // HTTP+SSE stream endpoint
+	MessagePath string // HTTP+SSE message endpoint
+	// Auth says who each request comes from; nil lets everyone in (an
+	// instance on loopback without a token).
+	Auth           Authenticator
 	AllowedOrigins []string // besides loopback origins; "*" allows any
 	MaxMessage     int      // largest request body
 	KeepAlive      time.Duration
@@ -42,21 +44,18 @@ type Options struct {
 	Metrics *metrics.Metrics
 }
 
-// Tenant is one accepted bearer token, the name it is known by in logs, and
-// the environment its sessions' children get.
-type Tenant struct {
-	Name  string
-	Token string
-	Env   []string
+// An Authenticator decides who sent a request. It refuses one with an
+// *auth.Refusal, which carries the status and challenge the client gets.
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.Principal, error)
 }
 
 // Handler serves every endpoint on one listener.
 type Handler struct {
-	opts    Options
-	reg     *session.Registry
-	log     zerolog.Logger
-	digests [][sha256.Size]byte // of each tenant's token, in Options.Tenants order
-	mux     *http.ServeMux
+	opts Options
+	reg  *session.Registry
+	log  zerolog.Logger
+	mux  *http.ServeMux
 }
 
 // New builds the handler.
@@ -65,9 +64,6 @@ func New(opts Options, reg *session.Registry, log zerolog.Logger) *Handler {
 		opts.KeepAlive = 25 * time.Second
 	}
 	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux()}
-	for _, t := range opts.Tenants {
-		h.digests = append(h.digests, sha256.Sum256([]byte(t.Token)))
-	}
 	h.mux.HandleFunc("/healthz", h.health)
 	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.streamable))))
 	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
@@ -92,10 +88,15 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Origin "+origin+" is not allowed")
 			return
 		}
-		owner, ok := h.authenticate(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mcpwrap"`)
-			writeError(w, http.StatusUnauthorized, nil, codeBadRequest, "Unauthorized: a valid bearer token is required")
+		owner, err := h.authenticate(r)
+		if err != nil {
+			status, challenge := http.StatusUnauthorized, `Bearer realm="mcpwrap"`
+			var ref *auth.Refusal
+			if errors.As(err, &ref) {
+				status, challenge = ref.Status, ref.Challenge
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeError(w, status, nil, codeBadRequest, http.StatusText(status)+": "+err.Error())
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner)))
@@ -104,35 +105,22 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 
 type ownerKey struct{}
 
-// ownerOf is the tenant a request authenticated as (empty without auth).
+// ownerOf is who a request authenticated as (empty without auth).
 func ownerOf(r *http.Request) session.Owner {
 	o, _ := r.Context().Value(ownerKey{}).(session.Owner)
 	return o
 }
 
-// authenticate compares the presented token with every configured one, in
-// constant time and without stopping at the first match, so that neither
-// the token nor which token matched leaks through timing.
-func (h *Handler) authenticate(r *http.Request) (session.Owner, bool) {
-	if len(h.digests) == 0 {
-		return session.Owner{}, true
+// authenticate asks the authenticator who sent r.
+func (h *Handler) authenticate(r *http.Request) (session.Owner, error) {
+	if h.opts.Auth == nil {
+		return session.Owner{}, nil
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return session.Owner{}, false
+	p, err := h.opts.Auth.Authenticate(r)
+	if err != nil {
+		return session.Owner{}, err
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := -1
-	for i, d := range h.digests {
-		if subtle.ConstantTimeCompare(got[:], d[:]) == 1 {
-			match = i
-		}
-	}
-	if match < 0 {
-		return session.Owner{}, false
-	}
-	t := h.opts.Tenants[match]
-	return session.Owner{Name: t.Name, Env: t.Env}, true
+	return session.Owner{Name: p.Tenant, Env: p.Env}, nil
 }
 
 // originAllowed accepts loopback origins (local tools such as the MCP
