@@ -120,6 +120,9 @@ type shim struct {
 	ctx     context.Context // ends when run returns
 	wg      sync.WaitGroup  // every goroutine started by the shim
 	reinits atomic.Uint64   // numbers the ids of replayed initialize requests
+	// starting is closed when the client's initialize has its answer; what
+	// the client sends meanwhile waits for it. Only run's loop uses it.
+	starting chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	pending map[string]*call
@@ -243,13 +246,32 @@ func (s *shim) handleLine(ctx context.Context, line []byte, forwards *sync.WaitG
 		s.log.Warn().Err(err).Msg("client sent a message that is not JSON-RPC; dropped")
 		return
 	}
+	if m.Method != "initialize" && s.starting != nil {
+		// A client may write its whole start at once, as a stdio server
+		// allows; what follows initialize belongs to the session its answer
+		// makes, so it waits for that answer, in order.
+		select {
+		case <-s.starting:
+		case <-ctx.Done():
+			return
+		}
+		s.starting = nil
+	}
 	switch m.Kind {
 	case jsonrpc.Request:
 		c := s.track(ctx, m.ID, m.Method == "initialize", false)
 		c.method = m.Method
 		s.remember(&m)
+		var started chan struct{}
+		if m.Method == "initialize" {
+			started = make(chan struct{})
+			s.starting = started
+		}
 		forwards.Go(func() {
 			defer c.cancel()
+			if started != nil {
+				defer close(started)
+			}
 			s.forward(ctx, &m, c)
 		})
 	default:
