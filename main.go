@@ -187,7 +187,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 // and the children left were killed.
 func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
-	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget", budget).Msg("shutting down")
+	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget_ms", budget).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	go func() {
@@ -209,10 +209,10 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	}
 	if regErr != nil || httpErr != nil {
 		// Exit non-zero: sessions were cut off rather than ended.
-		log.Warn().Dur("took", time.Since(start)).Msg("shutdown cut short: remaining children killed")
+		log.Warn().Dur("took_ms", time.Since(start)).Msg("shutdown cut short: remaining children killed")
 		return fmt.Errorf("shutdown cut short after %s: remaining children killed", time.Since(start).Round(time.Millisecond))
 	}
-	log.Info().Dur("took", time.Since(start)).Msg("shutdown complete")
+	log.Info().Dur("took_ms", time.Since(start)).Msg("shutdown complete")
 	return nil
 }
 

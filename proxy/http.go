@@ -120,7 +120,7 @@ func (s *shim) do(ctx context.Context, r request, retryFor time.Duration) (*http
 		if attempt == 1 {
 			ev = s.log.Info()
 		}
-		ev.Str("method", r.method).Str("reason", why).Dur("retry_in", wait).Msg("remote not ready; retrying")
+		ev.Str("method", r.method).Str("reason", why).Dur("retry_in_ms", wait).Msg("remote not ready; retrying")
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -223,7 +223,7 @@ func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session
 		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
 			"request timed out after "+h.opts.RequestTimeout.String()))
 	}
-	s.Log().Warn().Int("requests", len(answers)).Dur("timeout", h.opts.RequestTimeout).Msg("request timed out")
+	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
 	if sse != nil {
 		for _, a := range answers {
 			_ = sse.event("message", a)
