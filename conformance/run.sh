@@ -7,7 +7,7 @@
 #   1. @modelcontextprotocol/conformance 0.1.16 (stable): server --url URL --suite all
 #   2. the 0.2.0 pre-release pinned in package.json as "conformance-next":
 #      server --url URL --requirements 2025-11-25
-# Each prints one summary line ("conformance 0.1.16 --suite all: 44 passed,
+# Each prints one summary line ("conformance 0.1.16 --suite all: 43 passed,
 # 0 failed, ..."), then one line per failed check.
 #
 # The suite sends no Authorization header, so URL must not require a token.

@@ -21,6 +21,9 @@ mcpwrap is starting on $listen around examples/everything.
   health:       ${url%/mcp}/healthz
 
   Claude Code:  claude mcp add --transport http everything $url --header "Authorization: Bearer $token"
+  Inspector:    npx @modelcontextprotocol/inspector@latest --cli $url --transport http \\
+                  --header "Authorization: Bearer $token" --method tools/list
+                (@latest: on Node 20, npx may otherwise pick an old Inspector without --header)
   stdio shim:   MCPWRAP_TOKEN=$token bin/mcpwrap proxy $url
   by hand:      curl -si $url -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
                   -H 'Accept: application/json, text/event-stream' \\
