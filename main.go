@@ -119,6 +119,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Auth:           authenticator(cfg.Tenants),
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
+		MaxBodyBytes:   int64(cfg.MaxBodyTotal),
+		BodyTimeout:    cfg.BodyTimeout,
+		Hosts:          cfg.AllowedHosts,
 		KeepAlive:      cfg.KeepAlive,
 		RequestTimeout: cfg.RequestTimeout,
 		MachineID:      cfg.MachineID,
@@ -141,8 +144,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		go func() { _ = msrv.Serve(mln) }()
 		defer msrv.Close()
 	}
-	// No WriteTimeout: it would cut every live SSE stream.
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	ln = wrap.LimitConnections(ln, maxConnections(cfg.MaxConns), log)
+	// No WriteTimeout or ReadTimeout: either would cut every live SSE
+	// stream. Bodies have a deadline of their own (wrap.Options.BodyTimeout).
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.ConnIdle}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -236,6 +241,20 @@ func authenticator(in []config.Tenant) wrap.Authenticator {
 		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env}
 	}
 	return auth.NewTokens(tenants)
+}
+
+// maxConnections is the connection cap: the configured one, or half of
+// the file descriptors the process may open, so that the other half stays
+// for the children's pipes and a flood of connections cannot starve them.
+func maxConnections(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 1 << 19
+	}
+	return max(int(lim.Cur/2), 8)
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.

@@ -28,6 +28,12 @@
 //	MCPWRAP_TENANTS_FILE            (none)             JSON file of named tokens, each with its child's environment
 //	MCPWRAP_EXIT_WHEN_IDLE          0                  exit 0 once no session has existed for this long (0: never)
 //	MCPWRAP_METRICS_LISTEN          (none)             also serve /metrics here, without a token (a private address)
+//	MCPWRAP_ALLOWED_HOSTS           (none)             host names served without a token, besides addresses and localhost
+//	MCPWRAP_MAX_CONNECTIONS         0 (auto)           open connections; beyond, 503 (auto: half the file descriptor limit)
+//	MCPWRAP_MAX_BODY_BYTES_TOTAL    268435456          request-body bytes held at once across requests; beyond, 503
+//	MCPWRAP_HTTP_HEADER_TIMEOUT     10s                time to read a request's headers
+//	MCPWRAP_HTTP_BODY_TIMEOUT       60s                time to read a request's body
+//	MCPWRAP_HTTP_IDLE_TIMEOUT       2m                 close a keep-alive connection idle this long
 //	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
@@ -81,6 +87,12 @@ type Config struct {
 	TenantsFile    string        `env:"TENANTS_FILE" help:"JSON file of named tokens, each with extra environment for its children"`
 	ExitWhenIdle   time.Duration `env:"EXIT_WHEN_IDLE" envDefault:"0" help:"exit 0 once no session has existed for this long (0 never)"`
 	MetricsListen  string        `env:"METRICS_LISTEN" help:"also serve /metrics on this host:port, without a token"`
+	AllowedHosts   []string      `env:"ALLOWED_HOSTS" help:"host names served without a token, besides IP addresses and localhost, comma-separated"`
+	MaxConns       int           `env:"MAX_CONNECTIONS" envDefault:"0" help:"most open connections, beyond which new ones get 503 (0: half the file descriptor limit)"`
+	MaxBodyTotal   int           `env:"MAX_BODY_BYTES_TOTAL" envDefault:"268435456" help:"request-body bytes held at once across requests; beyond, 503"`
+	HeaderTimeout  time.Duration `env:"HTTP_HEADER_TIMEOUT" envDefault:"10s" help:"time allowed to read a request's headers"`
+	BodyTimeout    time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"60s" help:"time allowed to read a request's body"`
+	ConnIdle       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"close a keep-alive connection idle this long"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
 	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
@@ -162,6 +174,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	cfg.Tokens = nil // from here on, Tenants is the one list
 	cfg.MachineID = getenv("FLY_MACHINE_ID")
 	cfg.AllowedOrigins = clean(cfg.AllowedOrigins)
+	cfg.AllowedHosts = clean(cfg.AllowedHosts)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
 		if len(cfg.Tenants) > 0 {
@@ -185,6 +198,12 @@ func (c Config) validate() error {
 		if !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("%w: path %q must start with /", ErrUsage, p)
 		}
+	}
+	if c.MaxBodyTotal <= c.MaxMessage {
+		return fmt.Errorf("%w: MCPWRAP_MAX_BODY_BYTES_TOTAL (%d) must exceed MCPWRAP_MAX_MESSAGE_BYTES (%d)", ErrUsage, c.MaxBodyTotal, c.MaxMessage)
+	}
+	if c.HeaderTimeout <= 0 || c.ConnIdle <= 0 || c.BodyTimeout < 0 || c.MaxConns < 0 {
+		return fmt.Errorf("%w: MCPWRAP_HTTP_HEADER_TIMEOUT and MCPWRAP_HTTP_IDLE_TIMEOUT must be positive, MCPWRAP_HTTP_BODY_TIMEOUT and MCPWRAP_MAX_CONNECTIONS not negative", ErrUsage)
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)

@@ -1,9 +1,7 @@
 package wrap
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -34,26 +32,6 @@ func parseError(w http.ResponseWriter, err error) {
 		return
 	}
 	writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, err.Error())
-}
-
-// readBody reads a request body of at most limit bytes, answering the
-// request itself (413 or 400) when it cannot.
-func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, nil, jsonrpc.CodeInvalidRequest,
-			fmt.Sprintf("Request Entity Too Large: the body exceeds %d bytes", limit))
-		return nil, false
-	case err != nil:
-		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "reading the body: "+err.Error())
-		return nil, false
-	case len(bytes.TrimSpace(body)) == 0:
-		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeParseError, "Parse error: empty body")
-		return nil, false
-	}
-	return body, true
 }
 
 // isJSON reports whether a Content-Type is application/json.

@@ -92,10 +92,11 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, nil, codeBadRequest, "Unsupported Media Type: Content-Type must be application/json")
 		return
 	}
-	body, ok := readBody(w, r, h.opts.MaxMessage)
+	body, release, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	msgs, _, err := jsonrpc.ParseBody(body)
 	if err != nil {
 		parseError(w, err)

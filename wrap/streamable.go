@@ -86,10 +86,11 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, ok := readBody(w, r, h.opts.MaxMessage)
+	body, release, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	msgs, batch, err := jsonrpc.ParseBody(body)
 	if err != nil {
 		parseError(w, err)
@@ -126,6 +127,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
+	release() // the child has the messages now; the reply may take long
 	h.reply(w, r, s, ex, batch)
 }
 

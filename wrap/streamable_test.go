@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 func TestToolsResourcesPrompts(t *testing.T) {

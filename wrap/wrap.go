@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/metrics"
@@ -33,6 +34,16 @@ type Options struct {
 	Auth           Authenticator
 	AllowedOrigins []string // besides loopback origins; "*" allows any
 	MaxMessage     int      // largest request body
+	// MaxBodyBytes bounds the request-body bytes held at once across all
+	// requests (0: no bound); beyond it a request gets 503 + Retry-After.
+	MaxBodyBytes int64
+	// BodyTimeout bounds reading one request body (0: no bound), so that a
+	// client trickling a body cannot hold a connection forever.
+	BodyTimeout time.Duration
+	// Hosts are the host names this server answers to when nobody needs a
+	// token (Auth is nil), besides IP addresses and localhost: a page that
+	// rebinds its own name to 127.0.0.1 then still cannot reach it.
+	Hosts          []string
 	KeepAlive      time.Duration
 	RequestTimeout time.Duration // 0: wait for the child as long as the client does
 	// MachineID names this instance among several behind one proxy (Fly.io's
@@ -52,10 +63,11 @@ type Authenticator interface {
 
 // Handler serves every endpoint on one listener.
 type Handler struct {
-	opts Options
-	reg  *session.Registry
-	log  zerolog.Logger
-	mux  *http.ServeMux
+	opts   Options
+	reg    *session.Registry
+	log    zerolog.Logger
+	mux    *http.ServeMux
+	bodies *semaphore.Weighted // MaxBodyBytes; nil for no bound
 }
 
 // New builds the handler.
@@ -63,7 +75,7 @@ func New(opts Options, reg *session.Registry, log zerolog.Logger) *Handler {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 25 * time.Second
 	}
-	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux()}
+	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux(), bodies: newBodyBudget(opts.MaxBodyBytes)}
 	h.mux.HandleFunc("/healthz", h.health)
 	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.streamable))))
 	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
@@ -88,6 +100,13 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Origin "+origin+" is not allowed")
 			return
 		}
+		if h.opts.Auth == nil && !h.hostAllowed(r.Host) {
+			// Without a token, the address is the only protection: a page
+			// whose name was rebound to this address must not get in.
+			h.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("refused a request for a foreign Host")
+			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Host "+r.Host+" is not served here")
+			return
+		}
 		owner, err := h.authenticate(r)
 		if err != nil {
 			status, challenge := http.StatusUnauthorized, `Bearer realm="mcpwrap"`
@@ -96,6 +115,8 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 				status, challenge = ref.Status, ref.Challenge
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
+			// Nobody who has not shown a credential keeps a connection.
+			w.Header().Set("Connection", "close")
 			writeError(w, status, nil, codeBadRequest, http.StatusText(status)+": "+err.Error())
 			return
 		}
@@ -137,6 +158,28 @@ func (h *Handler) originAllowed(origin string) bool {
 		return false
 	}
 	return isLoopbackHost(u.Hostname())
+}
+
+// hostAllowed accepts a Host that no DNS answer can have pointed here
+// behind the user's back: an IP address, localhost, or a configured name.
+func (h *Handler) hostAllowed(hostport string) bool {
+	host := hostport
+	if hp, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hp
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if host == "" || net.ParseIP(host) != nil {
+		return true // HTTP/1.0 without Host, or an address
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true // resolved to loopback by the client itself (RFC 6761)
+	}
+	for _, allowed := range h.opts.Hosts {
+		if strings.EqualFold(host, allowed) {
+			return true
+		}
+	}
+	return false
 }
 
 func isLoopbackHost(host string) bool {
@@ -240,6 +283,9 @@ func startStatus(w http.ResponseWriter, err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, session.ErrClosed):
 		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable
+	case outOfDescriptors(err):
+		w.Header().Set("Retry-After", "1")
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
