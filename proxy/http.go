@@ -46,6 +46,25 @@ func (e *unreachableError) Error() string {
 	return fmt.Sprintf("remote unreachable: no answer after retrying for %s (last: %s)", e.after.Round(time.Millisecond), e.last)
 }
 
+// errRedirect is a redirect to another origin, which the shim does not
+// follow: every request carries credentials (the token, --header values),
+// and they must never reach another host, port or scheme — an https page
+// redirecting to http would send them in clear text.
+var errRedirect = errors.New("the remote redirected to another origin; not following it with credentials")
+
+// sameOrigin follows a redirect only within the origin of the first
+// request (scheme, host and port), and at most a few times.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("%w (%s to %s://%s)", errRedirect, first.Scheme+"://"+first.Host, req.URL.Scheme, req.URL.Host)
+	}
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	return nil
+}
+
 // request describes one HTTP request to the remote.
 type request struct {
 	method string
