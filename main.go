@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/bench"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/proxy"
@@ -86,20 +87,20 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		// As a container's init, orphaned grandchildren are ours to reap.
 		reapCtx, stopReaping := context.WithCancel(ctx)
 		defer stopReaping()
-		go session.ReapOrphans(reapCtx, log)
+		go child.ReapOrphans(reapCtx, log)
 	}
 
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
 	reg = session.NewRegistry(session.Options{
-		Command: session.Command{
+		Command: child.Command{
 			Path: cfg.Command[0],
 			Args: cfg.Command[1:],
 			Env:  cfg.ChildEnviron(environ),
 			Dir:  cfg.ChildDir,
 			PTY:  cfg.PTY,
 		},
-		Process: session.ProcessOptions{
+		Child: child.Options{
 			MaxLine:    cfg.MaxMessage,
 			CloseGrace: cfg.CloseGrace,
 			TermGrace:  cfg.TermGrace,

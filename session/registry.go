@@ -2,20 +2,18 @@ package session
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // Options say what each session runs and what bounds it.
 type Options struct {
-	Command     Command
-	Process     ProcessOptions
+	Command     child.Command
+	Child       child.Options
 	MaxSessions int
 	MaxQueue    int           // messages held for a stream nobody reads
 	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
@@ -76,7 +74,7 @@ func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 	if len(owner.Env) > 0 {
 		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
 	}
-	proc, err := StartProcess(cmd, r.opts.Process, log)
+	c, err := child.Start(cmd, r.opts.Child, log)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -89,12 +87,12 @@ func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
-	s := newSession(id, owner.Name, proc, r.opts, log, legacy, r.remove)
+	s := newSession(id, owner.Name, c, r.opts, log, legacy, r.remove)
 	r.sessions[id] = s
-	log.Info().Int("pid", proc.Pid()).Bool("legacy", legacy).Msg("session started")
+	log.Info().Int("pid", c.Pid()).Bool("legacy", legacy).Msg("session started")
 	if r.closed {
 		// Shutdown began while the child started: it must not outlive it.
-		go s.closeFor(context.Background(), CauseShutdown)
+		go s.closeFor(context.Background(), causeShutdown)
 	}
 	return s, nil
 }
@@ -146,10 +144,7 @@ func (r *Registry) Healthy() error {
 	if closed {
 		return ErrClosed
 	}
-	if _, err := exec.LookPath(r.opts.Command.Path); err != nil {
-		return fmt.Errorf("%w: %v", ErrStart, err)
-	}
-	return nil
+	return r.opts.Command.Check()
 }
 
 // Full reports whether MaxSessions are live (or starting) now.
@@ -173,7 +168,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Unlock()
 
 	for _, s := range live {
-		go s.closeFor(ctx, CauseShutdown)
+		go s.closeFor(ctx, causeShutdown)
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
@@ -187,7 +182,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	// took seconds), then give the kernel a bounded moment to reap. The
 	// caller is out of time: a container runtime is about to SIGKILL us.
 	for _, s := range live {
-		s.proc.signalGroup(unix.SIGKILL)
+		s.child.Kill()
 	}
 	t := time.NewTimer(registryReapWait)
 	defer t.Stop()
@@ -228,7 +223,7 @@ func (r *Registry) Run(ctx context.Context) {
 			last, busy := s.idleSince()
 			if !busy && time.Since(last) > r.opts.IdleTimeout {
 				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
-				go s.closeFor(context.Background(), CauseIdle)
+				go s.closeFor(context.Background(), causeIdle)
 			}
 		}
 	}

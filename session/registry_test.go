@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/rs/zerolog"
 )
 
@@ -39,8 +40,8 @@ func regGroupMembers(pgid int) []int {
 // error.
 func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 	reg := NewRegistry(Options{
-		Command: Command{Path: "/bin/sh", Args: []string{"-c", `trap '' TERM; exec sleep 1000`}, Env: []string{"PATH=/usr/bin:/bin"}},
-		Process: ProcessOptions{CloseGrace: time.Minute, TermGrace: time.Minute},
+		Command: child.Command{Path: "/bin/sh", Args: []string{"-c", `trap '' TERM; exec sleep 1000`}, Env: []string{"PATH=/usr/bin:/bin"}},
+		Child:   child.Options{CloseGrace: time.Minute, TermGrace: time.Minute},
 	}, zerolog.Nop())
 	var groups []int
 	for range 5 {

@@ -1,8 +1,9 @@
-// Package session owns the wrapped child processes and the JSON-RPC plumbing
-// between each child and the client of its session: request ids remapped
-// into the child's own id space, responses matched back to the exchange that
-// asked for them, and server-initiated traffic queued for the session's
-// stream. It knows nothing of HTTP; package wrap is the front door.
+// Package session owns client sessions and the registry of live ones, and
+// the JSON-RPC plumbing between each session's child (package child) and its
+// client: request ids remapped into the child's own id space, responses
+// matched back to the exchange that asked for them, and server-initiated
+// traffic queued for the session's stream. It knows nothing of HTTP; package
+// wrap is the front door.
 package session
 
 import (
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
@@ -35,16 +37,16 @@ type Observer interface {
 	SessionEnded(owner, cause, exit string)
 }
 
-// CodeSessionEnded is the JSON-RPC error code of the answer to a request
+// codeSessionEnded is the JSON-RPC error code of the answer to a request
 // that was in flight when its session ended.
-const CodeSessionEnded = -32000
+const codeSessionEnded = -32000
 
 // A Session is one client session and the child process that serves it.
 type Session struct {
 	id       string
 	owner    string // the name of the token that opened the session
 	legacy   bool   // HTTP+SSE: every message goes to the stream
-	proc     *Process
+	child    *child.Child
 	log      zerolog.Logger
 	started  time.Time
 	onEnd    func(*Session)
@@ -116,7 +118,7 @@ func (s *Session) Reply(msg []byte) {
 func (s *Session) Owner() string { return s.owner }
 
 // Pid is the child's process id.
-func (s *Session) Pid() int { return s.proc.Pid() }
+func (s *Session) Pid() int { return s.child.Pid() }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -131,12 +133,12 @@ func (s *Session) Err() error {
 	}
 }
 
-func newSession(id, owner string, proc *Process, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
+func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
 		owner:      owner,
 		observer:   opts.Observer,
-		proc:       proc,
+		child:      c,
 		log:        log,
 		started:    time.Now(),
 		onEnd:      onEnd,
@@ -275,23 +277,23 @@ func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
 // then SIGKILL to its process group), requests in flight are answered with
 // an error, and Close returns once all of that is done or ctx ends.
 func (s *Session) Close(ctx context.Context) error {
-	return s.closeFor(ctx, CauseClosed)
+	return s.closeFor(ctx, causeClosed)
 }
 
 // Why a session ended, as logs and metrics say it.
 const (
-	CauseClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
-	CauseIdle      = "idle"       // no request for the idle timeout
-	CauseShutdown  = "shutdown"   // mcpwrap is stopping
-	CauseChildExit = "child_exit" // the child exited by itself
-	CauseError     = "error"      // the child broke the protocol (a line over the limit)
+	causeClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
+	causeIdle      = "idle"       // no request for the idle timeout
+	causeShutdown  = "shutdown"   // mcpwrap is stopping
+	causeChildExit = "child_exit" // the child exited by itself
+	causeError     = "error"      // the child broke the protocol (a line over the limit)
 )
 
 // End begins closing the session and returns at once: from now on Send
 // fails with ErrEnded, while the child is stopped in the background.
 func (s *Session) End() {
-	s.markClosing(CauseClosed)
-	go s.proc.Stop(context.Background())
+	s.markClosing(causeClosed)
+	go s.child.Stop(context.Background())
 }
 
 func (s *Session) markClosing(cause string) {
@@ -305,7 +307,7 @@ func (s *Session) markClosing(cause string) {
 
 func (s *Session) closeFor(ctx context.Context, cause string) error {
 	s.markClosing(cause)
-	err := s.proc.Stop(ctx)
+	err := s.child.Stop(ctx)
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -332,12 +334,12 @@ func (s *Session) write() {
 		case <-s.done:
 			return
 		}
-		if err := s.proc.Write(line); err != nil {
+		if err := s.child.Write(line); err != nil {
 			s.drainStdin()
 			return
 		}
 		if len(s.stdin) == 0 {
-			if err := s.proc.Flush(); err != nil {
+			if err := s.child.Flush(); err != nil {
 				s.drainStdin()
 				return
 			}
@@ -362,7 +364,7 @@ func (s *Session) drainStdin() {
 func (s *Session) route() {
 	var cause error
 	for {
-		line, err := s.proc.ReadLine()
+		line, err := s.child.ReadLine()
 		if err != nil {
 			cause = err
 			break
@@ -499,15 +501,15 @@ func (s *Session) end(readErr error) {
 	// Stdout ends a moment before the exit status is known; wait for it so
 	// the error names it, and make sure nothing of the child stays behind.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if errors.Is(readErr, ErrLineTooLong) {
+	if errors.Is(readErr, child.ErrLineTooLong) {
 		// The child is stuck writing the rest of a line nobody will read;
 		// asking it to stop politely would only wait out the graces.
 		s.log.Error().Err(readErr).Msg("ending the session")
 		cancel()
 	}
-	_ = s.proc.Stop(stopCtx)
+	_ = s.child.Stop(stopCtx)
 	cancel()
-	exit := s.proc.Exit()
+	exit := s.child.Exit()
 
 	cause := fmt.Errorf("%w: child %s", ErrEnded, exit)
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
@@ -521,7 +523,7 @@ func (s *Session) end(readErr error) {
 	s.mu.Unlock()
 	owed := map[*Exchange]int{}
 	for _, c := range calls {
-		e := jsonrpc.ErrorResponse(c.clientID, CodeSessionEnded, cause.Error())
+		e := jsonrpc.ErrorResponse(c.clientID, codeSessionEnded, cause.Error())
 		if c.ex == nil {
 			s.toStream(e, "")
 			continue
@@ -544,16 +546,16 @@ func (s *Session) end(readErr error) {
 	switch {
 	case reason != "":
 	case readErr != nil && !errors.Is(readErr, io.EOF):
-		reason = CauseError
+		reason = causeError
 	default:
-		reason = CauseChildExit
+		reason = causeChildExit
 	}
 	ev := s.log.Info()
-	if reason == CauseChildExit || reason == CauseError {
+	if reason == causeChildExit || reason == causeError {
 		// Nobody asked the child to go: its last words say why it did.
-		ev = s.log.Warn().Strs("stderr_tail", s.proc.StderrTail())
+		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	ev.Int("pid", s.proc.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {
 		s.observer.SessionEnded(s.owner, reason, exit.String())
 	}

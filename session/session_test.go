@@ -9,25 +9,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
 
 // sessOptions are small bounds, so that the tests reach them.
 var sessOptions = Options{
-	Process:  ProcessOptions{MaxLine: 4096, CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond},
+	Child:    child.Options{MaxLine: 4096, CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond},
 	MaxQueue: 8,
 }
 
 // sessStart runs script under /bin/sh as the child of a new session.
 func sessStart(t testing.TB, script string, args ...string) *Session {
 	t.Helper()
-	cmd := Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
-	p, err := StartProcess(cmd, sessOptions.Process, zerolog.Nop())
+	cmd := child.Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
+	c, err := child.Start(cmd, sessOptions.Child, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("starting %q: %v", script, err)
 	}
-	s := newSession("test", "", p, sessOptions, zerolog.Nop(), false, nil)
+	s := newSession("test", "", c, sessOptions, zerolog.Nop(), false, nil)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -215,7 +216,7 @@ func FuzzRoute(f *testing.F) {
 		case <-s.Done():
 			// The child reads on: only a line over the limit can have
 			// ended the session.
-			if !errors.Is(s.Err(), ErrLineTooLong) {
+			if !errors.Is(s.Err(), child.ErrLineTooLong) {
 				t.Errorf("session ended by output that fits: %v", s.Err())
 			}
 		default:

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
@@ -58,8 +59,8 @@ type tweak func(*session.Options, *wrap.Options)
 func start(t testing.TB, tweaks ...tweak) *server {
 	t.Helper()
 	sopts := session.Options{
-		Command:     session.Command{Path: fixture, Env: os.Environ()},
-		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
+		Command:     child.Command{Path: fixture, Env: os.Environ()},
+		Child:       child.Options{CloseGrace: time.Second, TermGrace: time.Second},
 		MaxSessions: 200,
 		MaxQueue:    256,
 	}
