@@ -147,7 +147,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 
 	runCtx, stopRunning := context.WithCancel(ctx)
 	defer stopRunning()
-	go reg.Run(runCtx)
+	go reg.ReapIdle(runCtx)
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
 	if len(cfg.Tenants) == 0 {

@@ -34,7 +34,7 @@ type Registry struct {
 	empty    time.Time // since when no session has existed
 }
 
-// NewRegistry makes an empty registry; Run reaps its idle sessions.
+// NewRegistry makes an empty registry; ReapIdle ends its idle sessions.
 func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueue < 1 {
 		opts.MaxQueue = 1024
@@ -50,8 +50,8 @@ type Owner struct {
 }
 
 // Start makes a session for owner: a fresh id and a child process of its
-// own. legacy sessions (HTTP+SSE) send every message to their stream.
-func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
+// own, served over transport t.
+func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	r.mu.Lock()
 	switch {
 	case r.closed:
@@ -87,9 +87,9 @@ func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
-	s := newSession(id, owner.Name, c, r.opts, log, legacy, r.remove)
+	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove)
 	r.sessions[id] = s
-	log.Info().Int("pid", c.Pid()).Bool("legacy", legacy).Msg("session started")
+	log.Info().Int("pid", c.Pid()).Stringer("transport", t).Msg("session started")
 	if r.closed {
 		// Shutdown began while the child started: it must not outlive it.
 		go s.closeFor(context.Background(), causeShutdown)
@@ -198,10 +198,10 @@ func (r *Registry) Close(ctx context.Context) error {
 // passed, for killed children to be reaped.
 const registryReapWait = 500 * time.Millisecond
 
-// Run ends sessions idle past the idle timeout until ctx ends. Only
+// ReapIdle ends sessions idle past the idle timeout until ctx ends. Only
 // requests count as activity: an open stream with keep-alives does not keep
 // a session (or the machine under it) awake.
-func (r *Registry) Run(ctx context.Context) {
+func (r *Registry) ReapIdle(ctx context.Context) {
 	if r.opts.IdleTimeout <= 0 {
 		return
 	}

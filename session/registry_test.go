@@ -45,7 +45,7 @@ func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 	}, zerolog.Nop())
 	var groups []int
 	for range 5 {
-		s, err := reg.Start(false, Owner{})
+		s, err := reg.Start(Streamable, Owner{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 			t.Errorf("group %d still has %v after Close", g, left)
 		}
 	}
-	if _, err := reg.Start(false, Owner{}); !errors.Is(err, ErrClosed) {
+	if _, err := reg.Start(Streamable, Owner{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Close: %v, want ErrClosed", err)
 	}
 }

@@ -45,7 +45,7 @@ const codeSessionEnded = -32000
 type Session struct {
 	id       string
 	owner    string // the name of the token that opened the session
-	legacy   bool   // HTTP+SSE: every message goes to the stream
+	trans    Transport
 	child    *child.Child
 	log      zerolog.Logger
 	started  time.Time
@@ -70,7 +70,7 @@ type Session struct {
 
 // call is one request in flight: who asked, and the id they used.
 type call struct {
-	ex       *Exchange // nil in legacy mode: the answer goes to the stream
+	ex       *Exchange // nil over HTTP+SSE: the answer goes to the stream
 	clientID []byte
 	token    string // progress token, if the request carried one
 }
@@ -100,14 +100,33 @@ func (e *Exchange) Messages() <-chan Outbound { return e.out }
 // sends for the exchange is discarded.
 func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
 
+// Transport is the MCP transport a session is served over; it decides where
+// the child's messages go.
+type Transport int
+
+const (
+	// Streamable is Streamable HTTP: a response goes back on the POST that
+	// asked for it, and the rest to the session's optional stream.
+	Streamable Transport = iota
+	// HTTPSSE is the HTTP+SSE transport of protocol 2024-11-05: every
+	// message goes to the session's one stream.
+	HTTPSSE
+)
+
+func (t Transport) String() string {
+	if t == HTTPSSE {
+		return "http+sse"
+	}
+	return "streamable"
+}
+
 // ID is the session's id, as the client sends it back.
 func (s *Session) ID() string { return s.id }
 
-// Legacy reports whether the session belongs to the HTTP+SSE transport,
-// where every message goes to the one stream.
-func (s *Session) Legacy() bool { return s.legacy }
+// Transport is the transport the session was started for.
+func (s *Session) Transport() Transport { return s.trans }
 
-// Reply puts a message of mcpwrap's own on a legacy session's stream: the
+// Reply puts a message of mcpwrap's own on an HTTP+SSE session's stream: the
 // answer to a request the child is not asked to handle.
 func (s *Session) Reply(msg []byte) {
 	s.toStream(msg, "")
@@ -133,7 +152,7 @@ func (s *Session) Err() error {
 	}
 }
 
-func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
+func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
 		owner:      owner,
@@ -148,7 +167,7 @@ func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logg
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
-		legacy:     legacy,
+		trans:      t,
 	}
 	go s.write()
 	go s.route()
@@ -175,7 +194,7 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 		switch {
 		case m.Kind == jsonrpc.Request:
 			c := &call{clientID: bytes.Clone(m.ID)}
-			if !s.legacy {
+			if s.trans != HTTPSSE {
 				if ex == nil {
 					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
 					s.inflight = append(s.inflight, ex)
@@ -289,8 +308,9 @@ const (
 	causeError     = "error"      // the child broke the protocol (a line over the limit)
 )
 
-// End begins closing the session and returns at once: from now on Send
-// fails with ErrEnded, while the child is stopped in the background.
+// End begins closing the session and returns at once, where Close waits:
+// from now on Send fails with ErrEnded, while the child is stopped in the
+// background and Done is closed once the session has ended.
 func (s *Session) End() {
 	s.markClosing(causeClosed)
 	go s.child.Stop(context.Background())
@@ -376,7 +396,7 @@ func (s *Session) route() {
 		}
 		s.deliver(&msg)
 	}
-	s.end(cause)
+	s.finish(cause)
 }
 
 // deliver sends one message from the child where it belongs.
@@ -475,7 +495,7 @@ func (s *Session) toStream(out []byte, method string) {
 	s.mu.Lock()
 	gone := s.listener
 	s.mu.Unlock()
-	if gone != nil || s.legacy {
+	if gone != nil || s.trans == HTTPSSE {
 		select {
 		case s.stream <- out:
 			return
@@ -491,9 +511,9 @@ func (s *Session) toStream(out []byte, method string) {
 	}
 }
 
-// end runs once, when the child's stdout is finished: it answers every
+// finish runs once, in the router, when the child's stdout is finished: it answers every
 // request still in flight, stops what is left of the child, and reports.
-func (s *Session) end(readErr error) {
+func (s *Session) finish(readErr error) {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()

@@ -28,7 +28,7 @@ func sessStart(t testing.TB, script string, args ...string) *Session {
 	if err != nil {
 		t.Fatalf("starting %q: %v", script, err)
 	}
-	s := newSession("test", "", c, sessOptions, zerolog.Nop(), false, nil)
+	s := newSession("test", "", c, sessOptions, zerolog.Nop(), Streamable, nil)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -59,7 +59,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 		return nil, false
 	}
-	return h.find(w, r, id, false)
+	return h.find(w, r, id, session.Streamable)
 }
 
 // codeSessionNotFound accompanies 404 for an unknown or ended session.
@@ -132,7 +132,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message) {
-	s, err := h.reg.Start(false, ownerOf(r))
+	s, err := h.reg.Start(session.Streamable, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
