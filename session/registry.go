@@ -75,22 +75,29 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
 	}
 	c, err := child.Start(cmd, r.opts.Child, log)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.starting--
 	if err != nil {
+		r.mu.Lock()
+		r.starting--
+		r.mu.Unlock()
 		r.wg.Done()
 		log.Error().Err(err).Msg("session not started")
 		return nil, err
 	}
+	// The observer hears of the start before the session can end, and
+	// outside the lock, so that it may ask the registry anything.
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
 	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove)
+	r.mu.Lock()
+	r.starting--
 	r.sessions[id] = s
+	closed := r.closed
+	r.mu.Unlock()
 	log.Info().Int("pid", c.Pid()).Stringer("transport", t).Msg("session started")
-	if r.closed {
+	// Only a registered session may end: its end removes it.
+	s.run()
+	if closed {
 		// Shutdown began while the child started: it must not outlive it.
 		go s.closeFor(context.Background(), causeShutdown)
 	}
@@ -220,8 +227,8 @@ func (r *Registry) ReapIdle(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, s := range live {
-			last, busy := s.idleSince()
-			if !busy && time.Since(last) > r.opts.IdleTimeout {
+			last, idle := s.idleSince()
+			if idle && time.Since(last) > r.opts.IdleTimeout {
 				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
 				go s.closeFor(context.Background(), causeIdle)
 			}

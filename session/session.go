@@ -57,6 +57,12 @@ type Session struct {
 	done   chan struct{} // closed once the session has ended and every exchange is answered
 	cause  error         // why the session ended; written before done is closed
 
+	// quit is closed when someone asks the session to close. The router
+	// watches it wherever it waits for a reader, so that a reader who
+	// stalls cannot keep the session from ending.
+	quit     chan struct{}
+	quitOnce sync.Once
+
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
 	nextID     int64
@@ -152,6 +158,8 @@ func (s *Session) Err() error {
 	}
 }
 
+// newSession pairs a started child with a new client session; run starts
+// serving it.
 func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
@@ -164,14 +172,19 @@ func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logg
 		stdin:      make(chan []byte, 64),
 		stream:     make(chan []byte, opts.MaxQueue),
 		done:       make(chan struct{}),
+		quit:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
 		trans:      t,
 	}
+	return s
+}
+
+// run starts the goroutines that serve the session: from now on it may end.
+func (s *Session) run() {
 	go s.write()
 	go s.route()
-	return s
 }
 
 // Send writes the client's messages to the child. Requests among them are
@@ -318,11 +331,12 @@ func (s *Session) End() {
 
 func (s *Session) markClosing(cause string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closing = true
 	if s.reason == "" {
 		s.reason = cause
 	}
+	s.mu.Unlock()
+	s.quitOnce.Do(func() { close(s.quit) })
 }
 
 func (s *Session) closeFor(ctx context.Context, cause string) error {
@@ -336,12 +350,13 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 	return err
 }
 
-// idleSince reports when the session last had a request, and whether it is
-// busy now (a request in flight is never idle, however long the tool runs).
+// idleSince reports when the session last had a request, and whether it
+// may be ended for idleness: not while busy (a request in flight is never
+// idle, however long the tool runs), nor once it is closing already.
 func (s *Session) idleSince() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastActive, len(s.calls) > 0
+	return s.lastActive, len(s.calls) == 0 && !s.closing
 }
 
 // write is the one writer of the child's stdin. It flushes whenever it has
@@ -448,10 +463,8 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		select {
-		case ex.out <- Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}:
-		case <-ex.detached:
-			s.log.Debug().Str("method", msg.Method).Msg("client left its request; message dropped")
+		if !offer(ex.out, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, ex.detached, s.quit) {
+			s.log.Debug().Str("method", msg.Method).Msg("client left its request, or the session is closing; message dropped")
 		}
 		if last {
 			close(ex.out)
@@ -488,20 +501,44 @@ func (s *Session) forgetLocked(ex *Exchange) {
 	}
 }
 
+// offer hands v to a reader's channel. It waits for room only while the
+// reader may still take it: not once the reader is gone, nor once the
+// session is asked to close. It reports whether v was taken.
+func offer[T any](ch chan<- T, v T, gone, quit <-chan struct{}) bool {
+	// Room now wins over a quit that has already happened: a closing
+	// session still delivers what its readers have room for.
+	select {
+	case ch <- v:
+		return true
+	default:
+	}
+	select {
+	case ch <- v:
+		return true
+	case <-gone:
+	case <-quit:
+	}
+	return false
+}
+
 // toStream queues a message for the session's stream. With a reader there,
-// the child waits for it (back-pressure); without one, the message waits in a
-// bounded queue, and what overflows it is dropped with a warning.
+// the child waits for it (back-pressure), and an HTTP+SSE session's child
+// waits for its one reader to come; without one, the message waits in a
+// bounded queue, and what overflows it is dropped with a warning. Nothing
+// waits once the session is asked to close.
 func (s *Session) toStream(out []byte, method string) {
 	s.mu.Lock()
 	gone := s.listener
 	s.mu.Unlock()
 	if gone != nil || s.trans == HTTPSSE {
+		if offer(s.stream, out, gone, s.quit) {
+			return
+		}
 		select {
-		case s.stream <- out:
+		case <-s.quit:
+			s.log.Debug().Str("method", method).Msg("session closing and its stream full; message dropped")
 			return
-		case <-gone:
-		case <-s.done:
-			return
+		default:
 		}
 	}
 	select {
@@ -548,10 +585,9 @@ func (s *Session) finish(readErr error) {
 			s.toStream(e, "")
 			continue
 		}
-		select {
-		case c.ex.out <- Outbound{Data: e, Response: true, Error: true}:
-		case <-c.ex.detached:
-		}
+		// A reader that stalls holds the end only until someone asks
+		// the session to close.
+		offer(c.ex.out, Outbound{Data: e, Response: true, Error: true}, c.ex.detached, s.quit)
 		owed[c.ex]++
 	}
 	for ex, n := range owed {
@@ -580,11 +616,13 @@ func (s *Session) finish(readErr error) {
 		s.observer.SessionEnded(s.owner, reason, exit.String())
 	}
 
-	s.cause = cause
-	close(s.done)
+	// The registry forgets the session before anyone hears it ended, so
+	// that whoever sees Done closed finds it gone (a second DELETE is 404).
 	if s.onEnd != nil {
 		s.onEnd(s)
 	}
+	s.cause = cause
+	close(s.done)
 }
 
 func preview(b []byte) string {
