@@ -139,6 +139,17 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 	}
 	w.Header().Set(headerSessionID, s.ID())
 	ex, err := s.Send(r.Context(), []jsonrpc.Message{msg})
+	if errors.Is(err, session.ErrEnded) {
+		// The child died (or shutdown began) before it was asked
+		// anything: there is no session to name, but the request is
+		// still owed an answer.
+		w.Header().Del(headerSessionID)
+		if cause := s.Err(); cause != nil {
+			err = cause
+		}
+		writeError(w, http.StatusInternalServerError, msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
+		return
+	}
 	ok := err == nil && h.reply(w, r, s, ex, false)
 	if !ok {
 		// Closing can take the child's whole grace period; the client
