@@ -53,7 +53,7 @@ func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		groups = append(groups, s.Pid())
+		groups = append(groups, s.child.Pid())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

@@ -49,7 +49,7 @@ type Session struct {
 	child    *child.Child
 	log      zerolog.Logger
 	started  time.Time
-	onEnd    func(*Session)
+	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
@@ -141,9 +141,6 @@ func (s *Session) Reply(msg []byte) {
 // Owner is the name of the token that opened the session; only that token
 // may use it.
 func (s *Session) Owner() string { return s.owner }
-
-// Pid is the child's process id.
-func (s *Session) Pid() int { return s.child.Pid() }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
