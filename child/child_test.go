@@ -357,6 +357,28 @@ func TestStopContextKillsAtOnce(t *testing.T) {
 	}
 }
 
+func TestKillEndsTheGroupAtOnce(t *testing.T) {
+	// Graces of an hour: only Kill can end this child in time.
+	p := start(t, sh(`trap '' TERM; sleep 1000 & echo $!; wait`), Options{CloseGrace: time.Hour, TermGrace: time.Hour})
+	gpid, err := strconv.Atoi(readLine(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	waitDone(t, p)
+	if got := p.Exit(); got.Signal != "SIGKILL" {
+		t.Fatalf("got %v, want killed by SIGKILL", got)
+	}
+	if live := liveInGroup(t, p.Pid()); len(live) > 0 {
+		t.Fatalf("group still has %v after Kill", live)
+	}
+	if alive(gpid) {
+		t.Fatalf("grandchild %d survived Kill", gpid)
+	}
+	p.Kill() // once reaped, the group's number may be someone else's: a no-op
+	stop(t, p)
+}
+
 func TestLongLines(t *testing.T) {
 	p := start(t, Command{Path: "cat"}, fastStop)
 	for _, size := range []int{readBuf - 1, readBuf, readBuf + 1, 1 << 20, 10 << 20} {
