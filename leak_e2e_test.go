@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/rs/zerolog"
-
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
 )
 
 // resources is what a leak would show as growth.
@@ -49,8 +49,8 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	reg := session.NewRegistry(session.Options{
-		Command:     session.Command{Path: fixture, Env: []string{"PATH=" + os.Getenv("PATH")}},
-		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
+		Command:     child.Command{Path: fixture, Env: []string{"PATH=" + os.Getenv("PATH")}},
+		Child:       child.Options{CloseGrace: time.Second, TermGrace: time.Second},
 		MaxSessions: 2 * parallel,
 	}, log)
 	srv := httptest.NewServer(wrap.New(wrap.Options{

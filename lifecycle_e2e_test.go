@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -500,4 +501,60 @@ func TestPTYCarriesHundredKiB(t *testing.T) {
 			t.Errorf("child fd %s is %q (%v), want a /dev/pts terminal", fd, tty, err)
 		}
 	}
+}
+
+// TestSSEClientHangingUpOnAFullQueueEndsItsSession: an HTTP+SSE client that
+// reads nothing while its child floods the stream, so that every buffer on
+// the way and the session's queue fill, and then hangs up, must not leave
+// the session behind: it ends, and the shutdown after it is clean.
+func TestSSEClientHangingUpOnAFullQueueEndsItsSession(t *testing.T) {
+	line := `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"` + strings.Repeat("x", 64<<10) + `"}}`
+	w := startWrapper(t, launch{
+		command: []string{"/bin/sh", "-c", `exec yes "$1"`, "sh", line},
+		env:     map[string]string{"MCPWRAP_MAX_QUEUED_MESSAGES": "4"},
+	})
+	ctx, hangUp := context.WithCancel(t.Context())
+	defer hangUp()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.Base+"/sse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /sse: %d", resp.StatusCode)
+	}
+	pid := w.Logs.mustWait("the session to start", func(l logLine) bool { return l.Msg() == "session started" }).Int("pid")
+
+	// Read nothing until the child is stuck writing: by then the socket,
+	// the session's queue and the child's pipe are all full. Kernels that
+	// hide wchan get a fixed pause instead; the pause is not asserted.
+	stuck := time.Now().Add(10 * time.Second)
+	for time.Now().Before(stuck) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		if err == nil && strings.Contains(string(b), "pipe_write") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hangUp()
+	resp.Body.Close()
+
+	health := func() string {
+		_, _, body := w.raw(t, rawReq{method: http.MethodGet, url: w.Base + "/healthz"})
+		return body
+	}
+	testkit.Eventually(t, "the session to end after its client hung up", func() bool {
+		return strings.Contains(health(), `"sessions":0`)
+	})
+	start := time.Now()
+	w.signal(syscall.SIGTERM)
+	if code, took := w.waitExit(start, 3*shutdownBudget); code != 0 {
+		t.Errorf("exit %d after %v, want a clean shutdown", code, took.Round(time.Millisecond))
+	}
+	assertGone(t, "after the client hung up", nil, []int{pid})
 }

@@ -20,15 +20,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/bench"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -88,20 +88,20 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		// As a container's init, orphaned grandchildren are ours to reap.
 		reapCtx, stopReaping := context.WithCancel(ctx)
 		defer stopReaping()
-		go session.ReapOrphans(reapCtx, log)
+		go child.ReapOrphans(reapCtx, log)
 	}
 
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
 	reg = session.NewRegistry(session.Options{
-		Command: session.Command{
+		Command: child.Command{
 			Path: cfg.Command[0],
 			Args: cfg.Command[1:],
 			Env:  cfg.ChildEnviron(environ),
 			Dir:  cfg.ChildDir,
 			PTY:  cfg.PTY,
 		},
-		Process: session.ProcessOptions{
+		Child: child.Options{
 			MaxLine:    cfg.MaxMessage,
 			CloseGrace: cfg.CloseGrace,
 			TermGrace:  cfg.TermGrace,
@@ -153,7 +153,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 
 	runCtx, stopRunning := context.WithCancel(ctx)
 	defer stopRunning()
-	go reg.Run(runCtx)
+	go reg.ReapIdle(runCtx)
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
 	if len(cfg.Tenants) == 0 {

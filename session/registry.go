@@ -2,20 +2,18 @@ package session
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // Options say what each session runs and what bounds it.
 type Options struct {
-	Command     Command
-	Process     ProcessOptions
+	Command     child.Command
+	Child       child.Options
 	MaxSessions int
 	MaxQueue    int           // messages held for a stream nobody reads
 	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
@@ -36,7 +34,7 @@ type Registry struct {
 	empty    time.Time // since when no session has existed
 }
 
-// NewRegistry makes an empty registry; Run reaps its idle sessions.
+// NewRegistry makes an empty registry; ReapIdle ends its idle sessions.
 func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueue < 1 {
 		opts.MaxQueue = 1024
@@ -52,8 +50,8 @@ type Owner struct {
 }
 
 // Start makes a session for owner: a fresh id and a child process of its
-// own. legacy sessions (HTTP+SSE) send every message to their stream.
-func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
+// own, served over transport t.
+func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	r.mu.Lock()
 	switch {
 	case r.closed:
@@ -76,25 +74,32 @@ func (r *Registry) Start(legacy bool, owner Owner) (*Session, error) {
 	if len(owner.Env) > 0 {
 		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
 	}
-	proc, err := StartProcess(cmd, r.opts.Process, log)
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.starting--
+	c, err := child.Start(cmd, r.opts.Child, log)
 	if err != nil {
+		r.mu.Lock()
+		r.starting--
+		r.mu.Unlock()
 		r.wg.Done()
 		log.Error().Err(err).Msg("session not started")
 		return nil, err
 	}
+	// The observer hears of the start before the session can end, and
+	// outside the lock, so that it may ask the registry anything.
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
-	s := newSession(id, owner.Name, proc, r.opts, log, legacy, r.remove)
+	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove)
+	r.mu.Lock()
+	r.starting--
 	r.sessions[id] = s
-	log.Info().Int("pid", proc.Pid()).Bool("legacy", legacy).Msg("session started")
-	if r.closed {
+	closed := r.closed
+	r.mu.Unlock()
+	log.Info().Int("pid", c.Pid()).Stringer("transport", t).Msg("session started")
+	// Only a registered session may end: its end removes it.
+	s.run()
+	if closed {
 		// Shutdown began while the child started: it must not outlive it.
-		go s.closeFor(context.Background(), CauseShutdown)
+		go s.closeFor(context.Background(), causeShutdown)
 	}
 	return s, nil
 }
@@ -146,10 +151,7 @@ func (r *Registry) Healthy() error {
 	if closed {
 		return ErrClosed
 	}
-	if _, err := exec.LookPath(r.opts.Command.Path); err != nil {
-		return fmt.Errorf("%w: %v", ErrStart, err)
-	}
-	return nil
+	return r.opts.Command.Check()
 }
 
 // Full reports whether MaxSessions are live (or starting) now.
@@ -173,7 +175,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Unlock()
 
 	for _, s := range live {
-		go s.closeFor(ctx, CauseShutdown)
+		go s.closeFor(ctx, causeShutdown)
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
@@ -187,7 +189,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	// took seconds), then give the kernel a bounded moment to reap. The
 	// caller is out of time: a container runtime is about to SIGKILL us.
 	for _, s := range live {
-		s.proc.signalGroup(unix.SIGKILL)
+		s.child.Kill()
 	}
 	t := time.NewTimer(registryReapWait)
 	defer t.Stop()
@@ -203,10 +205,10 @@ func (r *Registry) Close(ctx context.Context) error {
 // passed, for killed children to be reaped.
 const registryReapWait = 500 * time.Millisecond
 
-// Run ends sessions idle past the idle timeout until ctx ends. Only
+// ReapIdle ends sessions idle past the idle timeout until ctx ends. Only
 // requests count as activity: an open stream with keep-alives does not keep
 // a session (or the machine under it) awake.
-func (r *Registry) Run(ctx context.Context) {
+func (r *Registry) ReapIdle(ctx context.Context) {
 	if r.opts.IdleTimeout <= 0 {
 		return
 	}
@@ -225,10 +227,10 @@ func (r *Registry) Run(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, s := range live {
-			last, busy := s.idleSince()
-			if !busy && time.Since(last) > r.opts.IdleTimeout {
+			last, idle := s.idleSince()
+			if idle && time.Since(last) > r.opts.IdleTimeout {
 				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
-				go s.closeFor(context.Background(), CauseIdle)
+				go s.closeFor(context.Background(), causeIdle)
 			}
 		}
 	}

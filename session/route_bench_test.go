@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
@@ -12,12 +13,12 @@ import (
 // responder is the cheapest JSON-RPC server there is: sed turns each
 // request line into a response to it. Against it, what a benchmark measures
 // is mcpwrap's own cost, not a server's.
-var responder = Command{Path: "sed", Args: []string{"-u", `s/"method":"[^"]*".*$/"result":{}}/`}}
+var responder = child.Command{Path: "sed", Args: []string{"-u", `s/"method":"[^"]*".*$/"result":{}}/`}}
 
 // BenchmarkRoundTripDirect is the baseline: a request written to
 // the child's pipe and its response read back, nothing in between.
 func BenchmarkRoundTripDirect(b *testing.B) {
-	p, err := StartProcess(responder, ProcessOptions{}, zerolog.Nop())
+	p, err := child.Start(responder, child.Options{}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func BenchmarkRoundTripDirect(b *testing.B) {
 // remapping, the writer goroutine, the router and the exchange.
 func BenchmarkRoundTripSession(b *testing.B) {
 	reg := NewRegistry(Options{Command: responder}, zerolog.Nop())
-	s, err := reg.Start(false, Owner{})
+	s, err := reg.Start(Streamable, Owner{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func BenchmarkRoundTripSession(b *testing.B) {
 // session, matched back by id.
 func BenchmarkRoundTripSessionParallel(b *testing.B) {
 	reg := NewRegistry(Options{Command: responder}, zerolog.Nop())
-	s, err := reg.Start(false, Owner{})
+	s, err := reg.Start(Streamable, Owner{})
 	if err != nil {
 		b.Fatal(err)
 	}

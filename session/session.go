@@ -1,8 +1,9 @@
-// Package session owns the wrapped child processes and the JSON-RPC plumbing
-// between each child and the client of its session: request ids remapped
-// into the child's own id space, responses matched back to the exchange that
-// asked for them, and server-initiated traffic queued for the session's
-// stream. It knows nothing of HTTP; package wrap is the front door.
+// Package session owns client sessions and the registry of live ones, and
+// the JSON-RPC plumbing between each session's child (package child) and its
+// client: request ids remapped into the child's own id space, responses
+// matched back to the exchange that asked for them, and server-initiated
+// traffic queued for the session's stream. It knows nothing of HTTP; package
+// wrap is the front door.
 package session
 
 import (
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
@@ -35,25 +37,31 @@ type Observer interface {
 	SessionEnded(owner, cause, exit string)
 }
 
-// CodeSessionEnded is the JSON-RPC error code of the answer to a request
+// codeSessionEnded is the JSON-RPC error code of the answer to a request
 // that was in flight when its session ended.
-const CodeSessionEnded = -32000
+const codeSessionEnded = -32000
 
 // A Session is one client session and the child process that serves it.
 type Session struct {
 	id       string
 	owner    string // the name of the token that opened the session
-	legacy   bool   // HTTP+SSE: every message goes to the stream
-	proc     *Process
+	trans    Transport
+	child    *child.Child
 	log      zerolog.Logger
 	started  time.Time
-	onEnd    func(*Session)
+	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
 	stream chan []byte   // server-initiated messages for the session's own stream
 	done   chan struct{} // closed once the session has ended and every exchange is answered
 	cause  error         // why the session ended; written before done is closed
+
+	// quit is closed when someone asks the session to close. The router
+	// watches it wherever it waits for a reader, so that a reader who
+	// stalls cannot keep the session from ending.
+	quit     chan struct{}
+	quitOnce sync.Once
 
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
@@ -68,7 +76,7 @@ type Session struct {
 
 // call is one request in flight: who asked, and the id they used.
 type call struct {
-	ex       *Exchange // nil in legacy mode: the answer goes to the stream
+	ex       *Exchange // nil over HTTP+SSE: the answer goes to the stream
 	clientID []byte
 	token    string // progress token, if the request carried one
 }
@@ -98,14 +106,33 @@ func (e *Exchange) Messages() <-chan Outbound { return e.out }
 // sends for the exchange is discarded.
 func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
 
+// Transport is the MCP transport a session is served over; it decides where
+// the child's messages go.
+type Transport int
+
+const (
+	// Streamable is Streamable HTTP: a response goes back on the POST that
+	// asked for it, and the rest to the session's optional stream.
+	Streamable Transport = iota
+	// HTTPSSE is the HTTP+SSE transport of protocol 2024-11-05: every
+	// message goes to the session's one stream.
+	HTTPSSE
+)
+
+func (t Transport) String() string {
+	if t == HTTPSSE {
+		return "http+sse"
+	}
+	return "streamable"
+}
+
 // ID is the session's id, as the client sends it back.
 func (s *Session) ID() string { return s.id }
 
-// Legacy reports whether the session belongs to the HTTP+SSE transport,
-// where every message goes to the one stream.
-func (s *Session) Legacy() bool { return s.legacy }
+// Transport is the transport the session was started for.
+func (s *Session) Transport() Transport { return s.trans }
 
-// Reply puts a message of mcpwrap's own on a legacy session's stream: the
+// Reply puts a message of mcpwrap's own on an HTTP+SSE session's stream: the
 // answer to a request the child is not asked to handle.
 func (s *Session) Reply(msg []byte) {
 	s.toStream(msg, "")
@@ -114,9 +141,6 @@ func (s *Session) Reply(msg []byte) {
 // Owner is the name of the token that opened the session; only that token
 // may use it.
 func (s *Session) Owner() string { return s.owner }
-
-// Pid is the child's process id.
-func (s *Session) Pid() int { return s.proc.Pid() }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -131,26 +155,33 @@ func (s *Session) Err() error {
 	}
 }
 
-func newSession(id, owner string, proc *Process, opts Options, log zerolog.Logger, legacy bool, onEnd func(*Session)) *Session {
+// newSession pairs a started child with a new client session; run starts
+// serving it.
+func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
 		owner:      owner,
 		observer:   opts.Observer,
-		proc:       proc,
+		child:      c,
 		log:        log,
 		started:    time.Now(),
 		onEnd:      onEnd,
 		stdin:      make(chan []byte, 64),
 		stream:     make(chan []byte, opts.MaxQueue),
 		done:       make(chan struct{}),
+		quit:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
-		legacy:     legacy,
+		trans:      t,
 	}
+	return s
+}
+
+// run starts the goroutines that serve the session: from now on it may end.
+func (s *Session) run() {
 	go s.write()
 	go s.route()
-	return s
 }
 
 // Send writes the client's messages to the child. Requests among them are
@@ -173,7 +204,7 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 		switch {
 		case m.Kind == jsonrpc.Request:
 			c := &call{clientID: bytes.Clone(m.ID)}
-			if !s.legacy {
+			if s.trans != HTTPSSE {
 				if ex == nil {
 					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
 					s.inflight = append(s.inflight, ex)
@@ -275,37 +306,39 @@ func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
 // then SIGKILL to its process group), requests in flight are answered with
 // an error, and Close returns once all of that is done or ctx ends.
 func (s *Session) Close(ctx context.Context) error {
-	return s.closeFor(ctx, CauseClosed)
+	return s.closeFor(ctx, causeClosed)
 }
 
 // Why a session ended, as logs and metrics say it.
 const (
-	CauseClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
-	CauseIdle      = "idle"       // no request for the idle timeout
-	CauseShutdown  = "shutdown"   // mcpwrap is stopping
-	CauseChildExit = "child_exit" // the child exited by itself
-	CauseError     = "error"      // the child broke the protocol (a line over the limit)
+	causeClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
+	causeIdle      = "idle"       // no request for the idle timeout
+	causeShutdown  = "shutdown"   // mcpwrap is stopping
+	causeChildExit = "child_exit" // the child exited by itself
+	causeError     = "error"      // the child broke the protocol (a line over the limit)
 )
 
-// End begins closing the session and returns at once: from now on Send
-// fails with ErrEnded, while the child is stopped in the background.
+// End begins closing the session and returns at once, where Close waits:
+// from now on Send fails with ErrEnded, while the child is stopped in the
+// background and Done is closed once the session has ended.
 func (s *Session) End() {
-	s.markClosing(CauseClosed)
-	go s.proc.Stop(context.Background())
+	s.markClosing(causeClosed)
+	go s.child.Stop(context.Background())
 }
 
 func (s *Session) markClosing(cause string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closing = true
 	if s.reason == "" {
 		s.reason = cause
 	}
+	s.mu.Unlock()
+	s.quitOnce.Do(func() { close(s.quit) })
 }
 
 func (s *Session) closeFor(ctx context.Context, cause string) error {
 	s.markClosing(cause)
-	err := s.proc.Stop(ctx)
+	err := s.child.Stop(ctx)
 	select {
 	case <-s.done:
 	case <-ctx.Done():
@@ -314,12 +347,13 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 	return err
 }
 
-// idleSince reports when the session last had a request, and whether it is
-// busy now (a request in flight is never idle, however long the tool runs).
+// idleSince reports when the session last had a request, and whether it
+// may be ended for idleness: not while busy (a request in flight is never
+// idle, however long the tool runs), nor once it is closing already.
 func (s *Session) idleSince() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastActive, len(s.calls) > 0
+	return s.lastActive, len(s.calls) == 0 && !s.closing
 }
 
 // write is the one writer of the child's stdin. It flushes whenever it has
@@ -332,12 +366,12 @@ func (s *Session) write() {
 		case <-s.done:
 			return
 		}
-		if err := s.proc.Write(line); err != nil {
+		if err := s.child.Write(line); err != nil {
 			s.drainStdin()
 			return
 		}
 		if len(s.stdin) == 0 {
-			if err := s.proc.Flush(); err != nil {
+			if err := s.child.Flush(); err != nil {
 				s.drainStdin()
 				return
 			}
@@ -362,7 +396,7 @@ func (s *Session) drainStdin() {
 func (s *Session) route() {
 	var cause error
 	for {
-		line, err := s.proc.ReadLine()
+		line, err := s.child.ReadLine()
 		if err != nil {
 			cause = err
 			break
@@ -374,7 +408,7 @@ func (s *Session) route() {
 		}
 		s.deliver(&msg)
 	}
-	s.end(cause)
+	s.finish(cause)
 }
 
 // deliver sends one message from the child where it belongs.
@@ -426,10 +460,8 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		select {
-		case ex.out <- Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}:
-		case <-ex.detached:
-			s.log.Debug().Str("method", msg.Method).Msg("client left its request; message dropped")
+		if !offer(ex.out, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, ex.detached, s.quit) {
+			s.log.Debug().Str("method", msg.Method).Msg("client left its request, or the session is closing; message dropped")
 		}
 		if last {
 			close(ex.out)
@@ -466,20 +498,44 @@ func (s *Session) forgetLocked(ex *Exchange) {
 	}
 }
 
+// offer hands v to a reader's channel. It waits for room only while the
+// reader may still take it: not once the reader is gone, nor once the
+// session is asked to close. It reports whether v was taken.
+func offer[T any](ch chan<- T, v T, gone, quit <-chan struct{}) bool {
+	// Room now wins over a quit that has already happened: a closing
+	// session still delivers what its readers have room for.
+	select {
+	case ch <- v:
+		return true
+	default:
+	}
+	select {
+	case ch <- v:
+		return true
+	case <-gone:
+	case <-quit:
+	}
+	return false
+}
+
 // toStream queues a message for the session's stream. With a reader there,
-// the child waits for it (back-pressure); without one, the message waits in a
-// bounded queue, and what overflows it is dropped with a warning.
+// the child waits for it (back-pressure), and an HTTP+SSE session's child
+// waits for its one reader to come; without one, the message waits in a
+// bounded queue, and what overflows it is dropped with a warning. Nothing
+// waits once the session is asked to close.
 func (s *Session) toStream(out []byte, method string) {
 	s.mu.Lock()
 	gone := s.listener
 	s.mu.Unlock()
-	if gone != nil || s.legacy {
+	if gone != nil || s.trans == HTTPSSE {
+		if offer(s.stream, out, gone, s.quit) {
+			return
+		}
 		select {
-		case s.stream <- out:
+		case <-s.quit:
+			s.log.Debug().Str("method", method).Msg("session closing and its stream full; message dropped")
 			return
-		case <-gone:
-		case <-s.done:
-			return
+		default:
 		}
 	}
 	select {
@@ -489,9 +545,9 @@ func (s *Session) toStream(out []byte, method string) {
 	}
 }
 
-// end runs once, when the child's stdout is finished: it answers every
+// finish runs once, in the router, when the child's stdout is finished: it answers every
 // request still in flight, stops what is left of the child, and reports.
-func (s *Session) end(readErr error) {
+func (s *Session) finish(readErr error) {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
@@ -499,15 +555,15 @@ func (s *Session) end(readErr error) {
 	// Stdout ends a moment before the exit status is known; wait for it so
 	// the error names it, and make sure nothing of the child stays behind.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if errors.Is(readErr, ErrLineTooLong) {
+	if errors.Is(readErr, child.ErrLineTooLong) {
 		// The child is stuck writing the rest of a line nobody will read;
 		// asking it to stop politely would only wait out the graces.
 		s.log.Error().Err(readErr).Msg("ending the session")
 		cancel()
 	}
-	_ = s.proc.Stop(stopCtx)
+	_ = s.child.Stop(stopCtx)
 	cancel()
-	exit := s.proc.Exit()
+	exit := s.child.Exit()
 
 	cause := fmt.Errorf("%w: child %s", ErrEnded, exit)
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
@@ -521,15 +577,14 @@ func (s *Session) end(readErr error) {
 	s.mu.Unlock()
 	owed := map[*Exchange]int{}
 	for _, c := range calls {
-		e := jsonrpc.ErrorResponse(c.clientID, CodeSessionEnded, cause.Error())
+		e := jsonrpc.ErrorResponse(c.clientID, codeSessionEnded, cause.Error())
 		if c.ex == nil {
 			s.toStream(e, "")
 			continue
 		}
-		select {
-		case c.ex.out <- Outbound{Data: e, Response: true, Error: true}:
-		case <-c.ex.detached:
-		}
+		// A reader that stalls holds the end only until someone asks
+		// the session to close.
+		offer(c.ex.out, Outbound{Data: e, Response: true, Error: true}, c.ex.detached, s.quit)
 		owed[c.ex]++
 	}
 	for ex, n := range owed {
@@ -544,25 +599,27 @@ func (s *Session) end(readErr error) {
 	switch {
 	case reason != "":
 	case readErr != nil && !errors.Is(readErr, io.EOF):
-		reason = CauseError
+		reason = causeError
 	default:
-		reason = CauseChildExit
+		reason = causeChildExit
 	}
 	ev := s.log.Info()
-	if reason == CauseChildExit || reason == CauseError {
+	if reason == causeChildExit || reason == causeError {
 		// Nobody asked the child to go: its last words say why it did.
-		ev = s.log.Warn().Strs("stderr_tail", s.proc.StderrTail())
+		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	ev.Int("pid", s.proc.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {
 		s.observer.SessionEnded(s.owner, reason, exit.String())
 	}
 
-	s.cause = cause
-	close(s.done)
+	// The registry forgets the session before anyone hears it ended, so
+	// that whoever sees Done closed finds it gone (a second DELETE is 404).
 	if s.onEnd != nil {
 		s.onEnd(s)
 	}
+	s.cause = cause
+	close(s.done)
 }
 
 func preview(b []byte) string {

@@ -9,25 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
 
 // sessOptions are small bounds, so that the tests reach them.
 var sessOptions = Options{
-	Process:  ProcessOptions{MaxLine: 4096, CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond},
+	Child:    child.Options{MaxLine: 4096, CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond},
 	MaxQueue: 8,
 }
 
-// sessStart runs script under /bin/sh as the child of a new session.
+// sessStart runs script under /bin/sh as the child of a new Streamable HTTP
+// session.
 func sessStart(t testing.TB, script string, args ...string) *Session {
 	t.Helper()
-	cmd := Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
-	p, err := StartProcess(cmd, sessOptions.Process, zerolog.Nop())
+	return sessStartOver(t, Streamable, script, args...)
+}
+
+// sessStartOver is sessStart for a session of transport tr.
+func sessStartOver(t testing.TB, tr Transport, script string, args ...string) *Session {
+	t.Helper()
+	cmd := child.Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
+	c, err := child.Start(cmd, sessOptions.Child, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("starting %q: %v", script, err)
 	}
-	s := newSession("test", "", p, sessOptions, zerolog.Nop(), false, nil)
+	s := newSession("test", "", c, sessOptions, zerolog.Nop(), tr, nil)
+	s.run()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -63,6 +73,78 @@ func sessCollect(t testing.TB, ex *Exchange) []Outbound {
 			t.Fatalf("exchange not finished within 10s; got %d messages", len(out))
 		}
 	}
+}
+
+// sessWaitDone fails the test unless the session ends within a generous
+// bound.
+func sessWaitDone(t testing.TB, s *Session) {
+	t.Helper()
+	select {
+	case <-s.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session did not end within 30s")
+	}
+}
+
+// sessFlood is a child that writes the same notification for the session's
+// stream as fast as it can and never reads.
+const sessFlood = `exec yes '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"u"}}'`
+
+// TestSessionEndsWhenItsSSEClientLeavesAFullStream: an HTTP+SSE client that
+// stops reading, lets the stream's queue fill and then hangs up must not keep
+// the router — the one goroutine that can end the session — waiting for a
+// reader that is gone.
+func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
+	s := sessStartOver(t, HTTPSSE, sessFlood)
+	_, release, err := s.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the stream's queue to fill", func() bool { return len(s.stream) == cap(s.stream) })
+	// What the door does when the client hangs up.
+	release()
+	s.End()
+	sessWaitDone(t, s)
+}
+
+// TestSessionClosesWhileItsStreamReaderStalls: a stream reader that is still
+// there but reads nothing holds the child back (back-pressure), but not a
+// Close.
+func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
+	for _, tr := range []Transport{Streamable, HTTPSSE} {
+		t.Run(tr.String(), func(t *testing.T) {
+			s := sessStartOver(t, tr, sessFlood)
+			_, release, err := s.Listen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			testkit.Eventually(t, "the stream's queue to fill", func() bool { return len(s.stream) == cap(s.stream) })
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := s.Close(ctx); err != nil {
+				t.Fatalf("Close with a stalled stream reader: %v", err)
+			}
+		})
+	}
+}
+
+// TestSessionClosesWhileAnExchangeReaderStalls: the same for the reader of a
+// request's exchange, which the child floods with progress.
+func TestSessionClosesWhileAnExchangeReaderStalls(t *testing.T) {
+	s := sessStart(t, `read -r line; exec yes '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"tok","progress":1}}'`)
+	ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"tok"}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the exchange's queue to fill", func() bool { return len(ex.out) == cap(ex.out) })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close with a stalled exchange reader: %v", err)
+	}
+	// The exchange is finished too: its reader is not left waiting.
+	sessCollect(t, ex)
 }
 
 func TestSessionEndAnswersRequestsInFlight(t *testing.T) {
@@ -215,7 +297,7 @@ func FuzzRoute(f *testing.F) {
 		case <-s.Done():
 			// The child reads on: only a line over the limit can have
 			// ended the session.
-			if !errors.Is(s.Err(), ErrLineTooLong) {
+			if !errors.Is(s.Err(), child.ErrLineTooLong) {
 				t.Errorf("session ended by output that fits: %v", s.Err())
 			}
 		default:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 )
@@ -15,7 +16,7 @@ import (
 // request into a response to it. Against it, what is measured is mcpwrap's
 // own cost: HTTP, auth, parsing, id remapping, the pipes, and back.
 func responder(o *session.Options, _ *wrap.Options) {
-	o.Command = session.Command{Path: "sed", Args: []string{"-u", `s/"method":"[^"]*".*$/"result":{}}/`}}
+	o.Command = child.Command{Path: "sed", Args: []string{"-u", `s/"method":"[^"]*".*$/"result":{}}/`}}
 }
 
 // BenchmarkHTTPRoundTrip is one POSTed request answered as JSON, through

@@ -10,9 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"golang.org/x/sync/semaphore"
 )
 
 // readBody reads a request body of at most MaxMessage bytes, answering the

@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/rs/zerolog"
-
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/rs/zerolog"
 )
 
 // fixture is the example server, built once for every test: the real child
@@ -60,8 +60,8 @@ type tweak func(*session.Options, *wrap.Options)
 func start(t testing.TB, tweaks ...tweak) *server {
 	t.Helper()
 	sopts := session.Options{
-		Command:     session.Command{Path: fixture, Env: os.Environ()},
-		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
+		Command:     child.Command{Path: fixture, Env: os.Environ()},
+		Child:       child.Options{CloseGrace: time.Second, TermGrace: time.Second},
 		MaxSessions: 200,
 		MaxQueue:    256,
 	}

@@ -29,7 +29,7 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include text/event-stream")
 		return
 	}
-	s, err := h.reg.Start(true, ownerOf(r))
+	s, err := h.reg.Start(session.HTTPSSE, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
@@ -84,7 +84,7 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: the sessionId query parameter is required")
 		return
 	}
-	s, ok := h.find(w, r, id, true)
+	s, ok := h.find(w, r, id, session.HTTPSSE)
 	if !ok {
 		return
 	}

@@ -17,12 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The deprecated HTTP+SSE transport (2024-11-05), served on the same

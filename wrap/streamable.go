@@ -59,7 +59,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*session.Sessi
 		writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 		return nil, false
 	}
-	return h.find(w, r, id, false)
+	return h.find(w, r, id, session.Streamable)
 }
 
 // codeSessionNotFound accompanies 404 for an unknown or ended session.
@@ -134,13 +134,24 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message) {
-	s, err := h.reg.Start(false, ownerOf(r))
+	s, err := h.reg.Start(session.Streamable, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
 	w.Header().Set(headerSessionID, s.ID())
 	ex, err := s.Send(r.Context(), []jsonrpc.Message{msg})
+	if errors.Is(err, session.ErrEnded) {
+		// The child died (or shutdown began) before it was asked
+		// anything: there is no session to name, but the request is
+		// still owed an answer.
+		w.Header().Del(headerSessionID)
+		if cause := s.Err(); cause != nil {
+			err = cause
+		}
+		writeError(w, http.StatusInternalServerError, msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
+		return
+	}
 	ok := err == nil && h.reply(w, r, s, ex, false)
 	if !ok {
 		// Closing can take the child's whole grace period; the client

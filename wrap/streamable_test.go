@@ -5,15 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
+	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"github.com/mcpwrap/mcpwrap/session"
+	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 func TestToolsResourcesPrompts(t *testing.T) {
@@ -222,5 +227,57 @@ func TestServerMessagesTakeTheRightStream(t *testing.T) {
 	// A second GET while one is open is refused: one stream, no broadcast.
 	if r, b := s.do(t, raw{method: http.MethodGet, session: id, version: "2025-11-25", accept: "text/event-stream"}); r.StatusCode != http.StatusConflict {
 		t.Errorf("second GET: %d %s, want 409", r.StatusCode, b)
+	}
+}
+
+// childrenGone is an observer that holds a new session back until every
+// child of this process has exited, so that the session's child is dead
+// before the session first runs.
+type childrenGone struct{ t testing.TB }
+
+func (o childrenGone) SessionStarted(string) {
+	self := strconv.Itoa(os.Getpid())
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		live := false
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) > 1 && f[1] == self && f[0] != "Z" {
+				live = true
+				break
+			}
+		}
+		if !live {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	o.t.Error("a child of the test still runs after 10s")
+}
+
+func (childrenGone) SessionEnded(string, string, string) {}
+
+// TestInitializeAnswersWhenTheChildDiesAtOnce: a child that exits before it
+// is asked anything leaves no session to speak of, but the client's
+// initialize still gets a JSON-RPC error answering it, never an empty 200.
+func TestInitializeAnswersWhenTheChildDiesAtOnce(t *testing.T) {
+	s := start(t, func(o *session.Options, _ *wrap.Options) {
+		o.Command = child.Command{Path: "/bin/sh", Args: []string{"-c", "exit 3"}}
+		o.Observer = childrenGone{t}
+	})
+	for i := range 200 {
+		resp, body := s.do(t, raw{body: initBody})
+		msg, err := jsonrpc.Parse([]byte(body))
+		if err != nil {
+			t.Fatalf("initialize %d: %d with body %q, want a JSON-RPC error", i, resp.StatusCode, body)
+		}
+		if !msg.IsError || string(msg.ID) != "1" {
+			t.Fatalf("initialize %d: %d %s, want an error answering id 1", i, resp.StatusCode, body)
+		}
 	}
 }

@@ -16,12 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-	"golang.org/x/sync/semaphore"
-
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options configure the front door.
@@ -191,14 +190,14 @@ func isLoopbackHost(host string) bool {
 }
 
 // find returns the live session a request names, when the request's token
-// owns it and it belongs to this door's transport (legacy: HTTP+SSE).
+// owns it and it belongs to this door's transport.
 // Otherwise it answers the request itself: a session another instance owns
 // is replayed there (fly-replay), and anything else is 404, which tells the
 // client to start a new session. Another tenant's session is 404 too: its
 // existence is none of this client's business.
-func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, legacy bool) (*session.Session, bool) {
+func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, t session.Transport) (*session.Session, bool) {
 	s, err := h.reg.Get(id)
-	if err == nil && s.Owner() == ownerOf(r).Name && s.Legacy() == legacy {
+	if err == nil && s.Owner() == ownerOf(r).Name && s.Transport() == t {
 		return s, true
 	}
 	if err != nil {

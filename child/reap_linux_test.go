@@ -1,4 +1,4 @@
-package session
+package child
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func TestReapOrphansAsPID1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, unshare, "--pid", "--fork", "--mount-proc", exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), procHelperEnv+"=pid1")
+	cmd.Env = append(os.Environ(), helperEnv+"=pid1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -46,10 +46,10 @@ func TestReapOrphansAsPID1(t *testing.T) {
 	}
 }
 
-// procPID1Main runs as PID 1 in its own namespace. Its children leave
+// pid1Main runs as PID 1 in its own namespace. Its children leave
 // orphans behind, some exiting on their own and some killed by the group
 // sweep; all must be reaped while every child's own exit status survives.
-func procPID1Main() int {
+func pid1Main() int {
 	if os.Getpid() != 1 {
 		fmt.Printf("running as pid %d, not 1\n", os.Getpid())
 		return 1
@@ -66,7 +66,7 @@ func procPID1Main() int {
 	}()
 
 	const children = 20
-	opts := ProcessOptions{CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond}
+	opts := Options{CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond}
 	env := []string{"PATH=/usr/bin:/bin"}
 	// The inner sh exits at once, so its sleep is orphaned to us while
 	// the leader still runs; the second sleep is still in the group when
@@ -84,7 +84,7 @@ func procPID1Main() int {
 	var wg sync.WaitGroup
 	for i := range children {
 		wg.Go(func() {
-			p, err := StartProcess(Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: env}, opts, zerolog.Nop())
+			p, err := Start(Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: env}, opts, zerolog.Nop())
 			if err != nil {
 				fail("child %d: %v", i, err)
 				return
@@ -127,7 +127,7 @@ func procPID1Main() int {
 				zombies = append(zombies, string(b))
 			}
 		}
-		procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
+		eachStat(func(pid int, state byte, ppid, pgrp int) bool {
 			if state == 'Z' {
 				zombies = append(zombies, fmt.Sprintf("zombie %d (parent %d)", pid, ppid))
 			}

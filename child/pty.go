@@ -1,4 +1,4 @@
-package session
+package child
 
 import (
 	"fmt"
@@ -8,15 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// procOpenPTY opens a terminal pair with the child's end already in raw mode,
+// openPTY opens a terminal pair with the child's end already in raw mode,
 // so the child never sees a cooked terminal: cooked mode would echo our
 // input back as output, turn "\n" into "\r\n" and cut lines at 4095 bytes.
-func procOpenPTY() (master, tty *os.File, err error) {
+func openPTY() (master, tty *os.File, err error) {
 	master, tty, err = pty.Open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening pty: %w", err)
 	}
-	if err := procMakeRaw(int(tty.Fd())); err != nil {
+	if err := makeRaw(int(tty.Fd())); err != nil {
 		master.Close()
 		tty.Close()
 		return nil, nil, fmt.Errorf("raw mode on pty: %w", err)
@@ -24,8 +24,8 @@ func procOpenPTY() (master, tty *os.File, err error) {
 	return master, tty, nil
 }
 
-// procMakeRaw does what cfmakeraw(3) does.
-func procMakeRaw(fd int) error {
+// makeRaw does what cfmakeraw(3) does.
+func makeRaw(fd int) error {
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package session
+package child
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 func BenchmarkStopMany(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
-		procs := make([]*Process, 300)
+		procs := make([]*Child, 300)
 		for i := range procs {
-			p, err := StartProcess(Command{Path: "cat"}, ProcessOptions{}, zerolog.Nop())
+			p, err := Start(Command{Path: "cat"}, Options{}, zerolog.Nop())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -35,11 +35,11 @@ func BenchmarkStopMany(b *testing.B) {
 // sessions does.
 func BenchmarkStartMany(b *testing.B) {
 	for b.Loop() {
-		procs := make([]*Process, 300)
+		procs := make([]*Child, 300)
 		var wg sync.WaitGroup
 		for i := range procs {
 			wg.Go(func() {
-				p, err := StartProcess(Command{Path: "cat"}, ProcessOptions{}, zerolog.Nop())
+				p, err := Start(Command{Path: "cat"}, Options{}, zerolog.Nop())
 				if err != nil {
 					b.Error(err)
 					return

@@ -1,4 +1,4 @@
-package session
+package child
 
 import (
 	"bufio"
@@ -21,20 +21,20 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// procHelperEnv selects a helper mode when the test binary is re-run as a
+// helperEnv selects a helper mode when the test binary is re-run as a
 // child. It is checked in init rather than TestMain so that this file does
 // not claim the package's single TestMain.
-const procHelperEnv = "MCPWRAP_PROC_HELPER"
+const helperEnv = "MCPWRAP_CHILD_HELPER"
 
 func init() {
-	mode := os.Getenv(procHelperEnv)
+	mode := os.Getenv(helperEnv)
 	if mode == "" {
 		return
 	}
-	os.Exit(procHelperMain(mode))
+	os.Exit(helperMain(mode))
 }
 
-func procHelperMain(mode string) int {
+func helperMain(mode string) int {
 	switch mode {
 	case "ignoreterm":
 		// A server that ignores SIGTERM and even the end of its input.
@@ -62,7 +62,7 @@ func procHelperMain(mode string) int {
 		}
 	case "spew":
 		// Writes one line of the given size over and over, for benchmarks.
-		size, _ := strconv.Atoi(os.Getenv("MCPWRAP_PROC_SPEW_SIZE"))
+		size, _ := strconv.Atoi(os.Getenv("MCPWRAP_CHILD_SPEW_SIZE"))
 		line := append(bytes.Repeat([]byte("s"), size), '\n')
 		for {
 			if _, err := os.Stdout.Write(line); err != nil {
@@ -70,33 +70,33 @@ func procHelperMain(mode string) int {
 			}
 		}
 	case "pid1":
-		return procPID1Main()
+		return pid1Main()
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
 }
 
-// procSelf runs the test binary as a helper child in the given mode.
-func procSelf(t testing.TB, mode string) Command {
+// helper runs the test binary as a helper child in the given mode.
+func helper(t testing.TB, mode string) Command {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Command{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{procHelperEnv + "=" + mode}}
+	return Command{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{helperEnv + "=" + mode}}
 }
 
-func procSh(script string) Command {
+func sh(script string) Command {
 	return Command{Path: "/bin/sh", Args: []string{"-c", script}, Env: []string{"PATH=/usr/bin:/bin"}}
 }
 
-var procFastStop = ProcessOptions{CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond}
+var fastStop = Options{CloseGrace: 200 * time.Millisecond, TermGrace: 300 * time.Millisecond}
 
-func procStart(t testing.TB, cmd Command, opts ProcessOptions) *Process {
+func start(t testing.TB, cmd Command, opts Options) *Child {
 	t.Helper()
-	p, err := StartProcess(cmd, opts, zerolog.Nop())
+	p, err := Start(cmd, opts, zerolog.Nop())
 	if err != nil {
-		t.Fatalf("StartProcess(%s): %v", cmd.Path, err)
+		t.Fatalf("Start(%s): %v", cmd.Path, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -106,8 +106,8 @@ func procStart(t testing.TB, cmd Command, opts ProcessOptions) *Process {
 	return p
 }
 
-// procWaitDone fails the test if the child is not reaped within a generous bound.
-func procWaitDone(t testing.TB, p *Process) {
+// waitDone fails the test if the child is not reaped within a generous bound.
+func waitDone(t testing.TB, p *Child) {
 	t.Helper()
 	select {
 	case <-p.Done():
@@ -116,7 +116,7 @@ func procWaitDone(t testing.TB, p *Process) {
 	}
 }
 
-func procStop(t testing.TB, p *Process) {
+func stop(t testing.TB, p *Child) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -125,9 +125,9 @@ func procStop(t testing.TB, p *Process) {
 	}
 }
 
-// procLiveInGroup lists processes in group pgid that are not zombies, read
+// liveInGroup lists processes in group pgid that are not zombies, read
 // from /proc independently of the code under test.
-func procLiveInGroup(t testing.TB, pgid int) []string {
+func liveInGroup(t testing.TB, pgid int) []string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -151,8 +151,8 @@ func procLiveInGroup(t testing.TB, pgid int) []string {
 	return live
 }
 
-// procAlive reports whether pid exists and is not a zombie.
-func procAlive(pid int) bool {
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
@@ -162,7 +162,7 @@ func procAlive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
-func procReadLine(t testing.TB, p *Process) string {
+func readLine(t testing.TB, p *Child) string {
 	t.Helper()
 	line, err := p.ReadLine()
 	if err != nil {
@@ -171,8 +171,8 @@ func procReadLine(t testing.TB, p *Process) string {
 	return string(line)
 }
 
-func TestProcessEchoRoundTrip(t *testing.T) {
-	p := procStart(t, Command{Path: "cat"}, procFastStop)
+func TestEchoRoundTrip(t *testing.T) {
+	p := start(t, Command{Path: "cat"}, fastStop)
 	for i := range 100 {
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
 		if err := p.Write([]byte(msg)); err != nil {
@@ -181,7 +181,7 @@ func TestProcessEchoRoundTrip(t *testing.T) {
 		if err := p.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		if got := procReadLine(t, p); got != msg {
+		if got := readLine(t, p); got != msg {
 			t.Fatalf("line %d: got %q, want %q", i, got, msg)
 		}
 	}
@@ -195,7 +195,7 @@ func TestProcessEchoRoundTrip(t *testing.T) {
 	if string(a) != "first" || string(b) != "second" {
 		t.Fatalf("got %q, %q; want \"first\", \"second\" (trailing CR dropped)", a, b)
 	}
-	procStop(t, p)
+	stop(t, p)
 	if got := p.Exit(); got != (ExitStatus{Code: 0}) {
 		t.Fatalf("cat ended with %v after stdin closed, want exit status 0", got)
 	}
@@ -209,7 +209,7 @@ func TestProcessEchoRoundTrip(t *testing.T) {
 	}
 }
 
-func TestProcessExitStatus(t *testing.T) {
+func TestExitStatus(t *testing.T) {
 	tests := []struct {
 		script string
 		want   ExitStatus
@@ -222,8 +222,8 @@ func TestProcessExitStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.script, func(t *testing.T) {
-			p := procStart(t, procSh(tt.script), procFastStop)
-			procWaitDone(t, p)
+			p := start(t, sh(tt.script), fastStop)
+			waitDone(t, p)
 			got := p.Exit()
 			if got != tt.want || got.String() != tt.str {
 				t.Fatalf("Exit() = %#v (%q), want %#v (%q)", got, got, tt.want, tt.str)
@@ -235,7 +235,7 @@ func TestProcessExitStatus(t *testing.T) {
 	}
 }
 
-func TestProcessStartErrors(t *testing.T) {
+func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	notExec := filepath.Join(dir, "server.sh")
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
@@ -247,78 +247,78 @@ func TestProcessStartErrors(t *testing.T) {
 		notExec,
 		dir,
 	} {
-		p, err := StartProcess(Command{Path: path}, ProcessOptions{}, zerolog.Nop())
+		p, err := Start(Command{Path: path}, Options{}, zerolog.Nop())
 		if err == nil {
-			procStop(t, p)
-			t.Fatalf("StartProcess(%q) succeeded", path)
+			stop(t, p)
+			t.Fatalf("Start(%q) succeeded", path)
 		}
 		if !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), path) {
-			t.Fatalf("StartProcess(%q) = %v, want ErrStart naming the program", path, err)
+			t.Fatalf("Start(%q) = %v, want ErrStart naming the program", path, err)
 		}
 	}
 }
 
-func TestProcessStopEscalatesToKill(t *testing.T) {
-	p := procStart(t, procSelf(t, "ignoreterm"), procFastStop)
-	if got := procReadLine(t, p); got != "ready" {
+func TestStopEscalatesToKill(t *testing.T) {
+	p := start(t, helper(t, "ignoreterm"), fastStop)
+	if got := readLine(t, p); got != "ready" {
 		t.Fatalf("got %q, want ready", got)
 	}
-	procStop(t, p)
+	stop(t, p)
 	if got := p.Exit(); got.Signal != "SIGKILL" {
 		t.Fatalf("child that ignores SIGTERM ended with %v, want killed by SIGKILL", got)
 	}
 }
 
-func TestProcessStopTerminatesOnTerm(t *testing.T) {
+func TestStopTerminatesOnTerm(t *testing.T) {
 	// sleep does not read stdin, so closing it does nothing; SIGTERM must.
-	p := procStart(t, procSh("exec sleep 1000"), procFastStop)
-	procStop(t, p)
+	p := start(t, sh("exec sleep 1000"), fastStop)
+	stop(t, p)
 	if got := p.Exit(); got.Signal != "SIGTERM" {
 		t.Fatalf("got %v, want killed by SIGTERM", got)
 	}
 }
 
-func TestProcessStopKillsGrandchildren(t *testing.T) {
-	p := procStart(t, procSh("sleep 1000 & echo $!; sleep 1000"), procFastStop)
-	gpid, err := strconv.Atoi(procReadLine(t, p))
+func TestStopKillsGrandchildren(t *testing.T) {
+	p := start(t, sh("sleep 1000 & echo $!; sleep 1000"), fastStop)
+	gpid, err := strconv.Atoi(readLine(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !procAlive(gpid) {
+	if !alive(gpid) {
 		t.Fatalf("grandchild %d not running before Stop", gpid)
 	}
-	procStop(t, p)
-	if live := procLiveInGroup(t, p.Pid()); len(live) > 0 {
+	stop(t, p)
+	if live := liveInGroup(t, p.Pid()); len(live) > 0 {
 		t.Fatalf("processes left in group %d after Stop: %q", p.Pid(), live)
 	}
-	if procAlive(gpid) {
+	if alive(gpid) {
 		t.Fatalf("grandchild %d still running after Stop", gpid)
 	}
 }
 
-func TestProcessLeaderExitCleansGroup(t *testing.T) {
+func TestLeaderExitCleansGroup(t *testing.T) {
 	// The grandchild ignores SIGTERM, so it also covers the SIGKILL step,
 	// and it holds stdout and stderr open, which must not hang anything.
-	p := procStart(t, procSh(`(trap "" TERM; echo $(exec sh -c 'echo $PPID'); exec sleep 1000) & sleep 0.2; exit 5`), procFastStop)
-	gpid, err := strconv.Atoi(procReadLine(t, p))
+	p := start(t, sh(`(trap "" TERM; echo $(exec sh -c 'echo $PPID'); exec sleep 1000) & sleep 0.2; exit 5`), fastStop)
+	gpid, err := strconv.Atoi(readLine(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	procWaitDone(t, p)
+	waitDone(t, p)
 	if got := p.Exit(); got != (ExitStatus{Code: 5}) {
 		t.Fatalf("got %v, want exit status 5", got)
 	}
-	if live := procLiveInGroup(t, p.Pid()); len(live) > 0 {
+	if live := liveInGroup(t, p.Pid()); len(live) > 0 {
 		t.Fatalf("processes left in group %d after the leader exited: %q", p.Pid(), live)
 	}
-	if procAlive(gpid) {
+	if alive(gpid) {
 		t.Fatalf("grandchild %d still running", gpid)
 	}
-	procStop(t, p)
+	stop(t, p)
 }
 
-func TestProcessStopConcurrent(t *testing.T) {
-	p := procStart(t, procSh("exec sleep 1000"), procFastStop)
+func TestStopConcurrent(t *testing.T) {
+	p := start(t, sh("exec sleep 1000"), fastStop)
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
 	for range 10 {
@@ -341,12 +341,12 @@ func TestProcessStopConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	procStop(t, p) // and once more after the fact
+	stop(t, p) // and once more after the fact
 }
 
-func TestProcessStopContextKillsAtOnce(t *testing.T) {
-	p := procStart(t, procSelf(t, "ignoreterm"), ProcessOptions{CloseGrace: time.Hour, TermGrace: time.Hour})
-	procReadLine(t, p)
+func TestStopContextKillsAtOnce(t *testing.T) {
+	p := start(t, helper(t, "ignoreterm"), Options{CloseGrace: time.Hour, TermGrace: time.Hour})
+	readLine(t, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := p.Stop(ctx); !errors.Is(err, context.Canceled) {
@@ -357,9 +357,31 @@ func TestProcessStopContextKillsAtOnce(t *testing.T) {
 	}
 }
 
-func TestProcessLongLines(t *testing.T) {
-	p := procStart(t, Command{Path: "cat"}, procFastStop)
-	for _, size := range []int{procReadBuf - 1, procReadBuf, procReadBuf + 1, 1 << 20, 10 << 20} {
+func TestKillEndsTheGroupAtOnce(t *testing.T) {
+	// Graces of an hour: only Kill can end this child in time.
+	p := start(t, sh(`trap '' TERM; sleep 1000 & echo $!; wait`), Options{CloseGrace: time.Hour, TermGrace: time.Hour})
+	gpid, err := strconv.Atoi(readLine(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	waitDone(t, p)
+	if got := p.Exit(); got.Signal != "SIGKILL" {
+		t.Fatalf("got %v, want killed by SIGKILL", got)
+	}
+	if live := liveInGroup(t, p.Pid()); len(live) > 0 {
+		t.Fatalf("group still has %v after Kill", live)
+	}
+	if alive(gpid) {
+		t.Fatalf("grandchild %d survived Kill", gpid)
+	}
+	p.Kill() // once reaped, the group's number may be someone else's: a no-op
+	stop(t, p)
+}
+
+func TestLongLines(t *testing.T) {
+	p := start(t, Command{Path: "cat"}, fastStop)
+	for _, size := range []int{readBuf - 1, readBuf, readBuf + 1, 1 << 20, 10 << 20} {
 		msg := make([]byte, size)
 		for i := range msg {
 			msg[i] = 'a' + byte(i%26)
@@ -385,7 +407,7 @@ func TestProcessLongLines(t *testing.T) {
 		if !bytes.Equal(got, msg) {
 			t.Fatalf("%d-byte line came back as %d different bytes", size, len(got))
 		}
-		if got := procReadLine(t, p); got != "small" {
+		if got := readLine(t, p); got != "small" {
 			t.Fatalf("after a %d-byte line got %q, want small", size, got)
 		}
 		if err := <-errc; err != nil {
@@ -394,11 +416,11 @@ func TestProcessLongLines(t *testing.T) {
 	}
 }
 
-func TestProcessLineTooLong(t *testing.T) {
+func TestLineTooLong(t *testing.T) {
 	for _, size := range []int{1001, 200 << 10} {
-		opts := procFastStop
+		opts := fastStop
 		opts.MaxLine = 1000
-		p := procStart(t, Command{Path: "cat"}, opts)
+		p := start(t, Command{Path: "cat"}, opts)
 		wrote := make(chan struct{})
 		go func() {
 			defer close(wrote)
@@ -416,20 +438,20 @@ func TestProcessLineTooLong(t *testing.T) {
 		if _, err := p.ReadLine(); !errors.Is(err, ErrLineTooLong) {
 			t.Fatalf("ReadLine after ErrLineTooLong: %v, want the same error", err)
 		}
-		procStop(t, p)
+		stop(t, p)
 		<-wrote
 	}
 }
 
-func TestProcessStderrTail(t *testing.T) {
-	var logged procSyncBuffer
+func TestStderrTail(t *testing.T) {
+	var logged syncBuffer
 	log := zerolog.New(&logged)
-	p, err := StartProcess(procSh(`for i in $(seq 1 50); do echo "line $i" >&2; done; printf 'no newline' >&2; exit 1`),
-		ProcessOptions{TailLines: 5}, log)
+	p, err := Start(sh(`for i in $(seq 1 50); do echo "line $i" >&2; done; printf 'no newline' >&2; exit 1`),
+		Options{TailLines: 5}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	procWaitDone(t, p)
+	waitDone(t, p)
 	want := []string{"line 47", "line 48", "line 49", "line 50", "no newline"}
 	if got := p.StderrTail(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("StderrTail() = %q, want %q", got, want)
@@ -438,24 +460,24 @@ func TestProcessStderrTail(t *testing.T) {
 	if !strings.Contains(out, `"pid":`+strconv.Itoa(p.Pid())) || !strings.Contains(out, `"message":"line 1"`) {
 		t.Fatalf("stderr not logged with the pid:\n%.500s", out)
 	}
-	procStop(t, p)
+	stop(t, p)
 }
 
-func TestProcessStderrLongLineCut(t *testing.T) {
-	p := procStart(t, procSh(`head -c 300000 /dev/zero | tr '\0' x >&2; echo >&2; echo after >&2`), procFastStop)
-	procWaitDone(t, p)
+func TestStderrLongLineCut(t *testing.T) {
+	p := start(t, sh(`head -c 300000 /dev/zero | tr '\0' x >&2; echo >&2; echo after >&2`), fastStop)
+	waitDone(t, p)
 	tail := p.StderrTail()
-	if len(tail) != 2 || len(tail[0]) != procStderrLineCap || tail[1] != "after" {
+	if len(tail) != 2 || len(tail[0]) != stderrLineCap || tail[1] != "after" {
 		lens := []int{}
 		for _, s := range tail {
 			lens = append(lens, len(s))
 		}
-		t.Fatalf("tail line lengths %v (last %q), want [%d 5] ending in after", lens, tail[len(tail)-1], procStderrLineCap)
+		t.Fatalf("tail line lengths %v (last %q), want [%d 5] ending in after", lens, tail[len(tail)-1], stderrLineCap)
 	}
 }
 
-func TestProcessStderrFloodDoesNotBlockStdout(t *testing.T) {
-	p := procStart(t, procSelf(t, "stderrflood"), procFastStop)
+func TestStderrFloodDoesNotBlockStdout(t *testing.T) {
+	p := start(t, helper(t, "stderrflood"), fastStop)
 	// 300 lines make ~19 MiB of stderr, far beyond any pipe buffer. The
 	// traffic runs in its own goroutine so that a stall fails the test
 	// instead of hanging it.
@@ -489,31 +511,31 @@ func TestProcessStderrFloodDoesNotBlockStdout(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(time.Minute):
-		procStop(t, p) // unblocks the goroutine
+		stop(t, p) // unblocks the goroutine
 		<-errc
 		t.Fatal("stdout traffic stalled while the child wrote to stderr")
 	}
-	procStop(t, p)
+	stop(t, p)
 }
 
-type procSyncBuffer struct {
+type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *procSyncBuffer) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *procSyncBuffer) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func procCountFDs(t testing.TB) int {
+func countFDs(t testing.TB) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
@@ -521,32 +543,32 @@ func procCountFDs(t testing.TB) int {
 	return len(ents)
 }
 
-func TestProcessNoLeaks(t *testing.T) {
+func TestNoLeaks(t *testing.T) {
 	// Warm up lazily created runtime state (signal handling, netpoller)
 	// before taking the baseline.
-	procStop(t, procStart(t, Command{Path: "cat"}, procFastStop))
-	procStop(t, procStart(t, Command{Path: "cat", PTY: true}, procFastStop))
+	stop(t, start(t, Command{Path: "cat"}, fastStop))
+	stop(t, start(t, Command{Path: "cat", PTY: true}, fastStop))
 	runtime.GC()
-	fds, goroutines := procCountFDs(t), runtime.NumGoroutine()
+	fds, goroutines := countFDs(t), runtime.NumGoroutine()
 
 	for i := range 100 {
 		cmd := Command{Path: "cat", PTY: i%4 == 3}
 		if i%2 == 1 {
-			cmd = procSh("sleep 1000 & exec cat")
+			cmd = sh("sleep 1000 & exec cat")
 		}
-		p, err := StartProcess(cmd, procFastStop, zerolog.Nop())
+		p, err := Start(cmd, fastStop, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Write([]byte("hello"))
 		p.Flush()
-		if got := procReadLine(t, p); got != "hello" {
+		if got := readLine(t, p); got != "hello" {
 			t.Fatalf("cycle %d: got %q", i, got)
 		}
-		procStop(t, p)
+		stop(t, p)
 	}
 
-	// Goroutines of the last Process may still be returning; give them
+	// Goroutines of the last Child may still be returning; give them
 	// a generous bound, not a timing requirement.
 	for i := 0; i < 100 && runtime.NumGoroutine() > goroutines; i++ {
 		time.Sleep(50 * time.Millisecond)
@@ -555,13 +577,13 @@ func TestProcessNoLeaks(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("goroutines: %d before, %d after 100 cycles\n%s", goroutines, got, buf[:runtime.Stack(buf, true)])
 	}
-	if got := procCountFDs(t); got > fds {
+	if got := countFDs(t); got > fds {
 		t.Fatalf("open fds: %d before, %d after 100 cycles", fds, got)
 	}
 }
 
-func TestProcessPTY(t *testing.T) {
-	p := procStart(t, Command{Path: "cat", PTY: true}, procFastStop)
+func TestPTY(t *testing.T) {
+	p := start(t, Command{Path: "cat", PTY: true}, fastStop)
 	// 100 KiB is far past the 4095-byte limit of a cooked terminal line,
 	// and raw mode must neither echo it nor add '\r'.
 	msg := make([]byte, 100<<10)
@@ -584,45 +606,45 @@ func TestProcessPTY(t *testing.T) {
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("100 KiB line through the pty came back as %d different bytes", len(got))
 	}
-	if got := procReadLine(t, p); got != "tail" {
+	if got := readLine(t, p); got != "tail" {
 		t.Fatalf("got %q, want tail", got)
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	procStop(t, p)
+	stop(t, p)
 	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Fatalf("ReadLine after Stop: %v, want io.EOF", err)
 	}
 }
 
-func TestProcessPTYExitIsEOF(t *testing.T) {
-	p := procStart(t, Command{Path: "/bin/sh", Args: []string{"-c", "test -t 0 && test -t 1 && ! test -t 2 && echo tty; exit 4"}, PTY: true}, procFastStop)
-	if got := procReadLine(t, p); got != "tty" {
+func TestPTYExitIsEOF(t *testing.T) {
+	p := start(t, Command{Path: "/bin/sh", Args: []string{"-c", "test -t 0 && test -t 1 && ! test -t 2 && echo tty; exit 4"}, PTY: true}, fastStop)
+	if got := readLine(t, p); got != "tty" {
 		t.Fatalf("got %q, want tty (stdin and stdout a terminal, stderr not)", got)
 	}
 	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Fatalf("ReadLine after the child exited: %v, want io.EOF", err)
 	}
-	procWaitDone(t, p)
+	waitDone(t, p)
 	if got := p.Exit(); got != (ExitStatus{Code: 4}) {
 		t.Fatalf("got %v, want exit status 4", got)
 	}
 }
 
-var procBenchSizes = []struct {
+var benchSizes = []struct {
 	name string
 	size int
 }{{"200B", 200}, {"1MiB", 1 << 20}}
 
-// BenchmarkProcessReadLine reads lines that a child writes as fast as it can;
+// BenchmarkReadLine reads lines that a child writes as fast as it can;
 // allocations are ReadLine's alone.
-func BenchmarkProcessReadLine(b *testing.B) {
-	for _, bs := range procBenchSizes {
+func BenchmarkReadLine(b *testing.B) {
+	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
-			cmd := procSelf(b, "spew")
-			cmd.Env = append(cmd.Env, "MCPWRAP_PROC_SPEW_SIZE="+strconv.Itoa(bs.size))
-			p := procStart(b, cmd, procFastStop)
+			cmd := helper(b, "spew")
+			cmd.Env = append(cmd.Env, "MCPWRAP_CHILD_SPEW_SIZE="+strconv.Itoa(bs.size))
+			p := start(b, cmd, fastStop)
 			b.SetBytes(int64(bs.size + 1))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -636,12 +658,12 @@ func BenchmarkProcessReadLine(b *testing.B) {
 	}
 }
 
-// BenchmarkProcessWriteFlush writes one message per Flush to a child that
+// BenchmarkWriteFlush writes one message per Flush to a child that
 // discards its input; allocations are Write and Flush's alone.
-func BenchmarkProcessWriteFlush(b *testing.B) {
-	for _, bs := range procBenchSizes {
+func BenchmarkWriteFlush(b *testing.B) {
+	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
-			p := procStart(b, procSh("exec cat >/dev/null"), procFastStop)
+			p := start(b, sh("exec cat >/dev/null"), fastStop)
 			msg := bytes.Repeat([]byte("w"), bs.size)
 			b.SetBytes(int64(bs.size + 1))
 			b.ReportAllocs()
@@ -658,12 +680,12 @@ func BenchmarkProcessWriteFlush(b *testing.B) {
 	}
 }
 
-// BenchmarkProcessRoundTrip sends a message through cat and waits for it to
+// BenchmarkRoundTrip sends a message through cat and waits for it to
 // come back: the latency one request adds, pipes and scheduling included.
-func BenchmarkProcessRoundTrip(b *testing.B) {
-	for _, bs := range procBenchSizes {
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, bs := range benchSizes {
 		b.Run(bs.name, func(b *testing.B) {
-			p := procStart(b, Command{Path: "cat"}, procFastStop)
+			p := start(b, Command{Path: "cat"}, fastStop)
 			msg := bytes.Repeat([]byte("r"), bs.size)
 			b.SetBytes(int64(bs.size + 1))
 			b.ReportAllocs()
@@ -689,47 +711,47 @@ func BenchmarkProcessRoundTrip(b *testing.B) {
 	}
 }
 
-func TestProcessEnvironmentAndDir(t *testing.T) {
+func TestEnvironmentAndDir(t *testing.T) {
 	// A nil Env must not hand the child our environment (it may hold the
 	// server's token).
-	t.Setenv("MCPWRAP_PROC_SECRET", "do-not-leak")
-	p := procStart(t, Command{Path: "/usr/bin/env"}, procFastStop)
+	t.Setenv("MCPWRAP_CHILD_SECRET", "do-not-leak")
+	p := start(t, Command{Path: "/usr/bin/env"}, fastStop)
 	if line, err := p.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Fatalf("child with nil Env printed %q (%v), want an empty environment", line, err)
 	}
 	dir := t.TempDir()
-	p = procStart(t, Command{Path: "/bin/sh", Args: []string{"-c", `echo "$FOO" && pwd -P`}, Env: []string{"FOO=bar"}, Dir: dir}, procFastStop)
+	p = start(t, Command{Path: "/bin/sh", Args: []string{"-c", `echo "$FOO" && pwd -P`}, Env: []string{"FOO=bar"}, Dir: dir}, fastStop)
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := procReadLine(t, p); got != "bar" {
+	if got := readLine(t, p); got != "bar" {
 		t.Fatalf("FOO=%q, want bar", got)
 	}
-	if got := procReadLine(t, p); got != realDir {
+	if got := readLine(t, p); got != realDir {
 		t.Fatalf("working directory %q, want %q", got, realDir)
 	}
 }
 
-func TestProcessEscapedGrandchildDoesNotHang(t *testing.T) {
+func TestEscapedGrandchildDoesNotHang(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/setsid"); err != nil {
 		t.Skip("setsid(1) not installed")
 	}
 	// The grandchild leaves the group, so no group signal reaches it, and
 	// it keeps stdout and stderr open. Done and ReadLine must still end.
-	p := procStart(t, procSh("setsid sleep 1000 & echo $!; exit 0"), procFastStop)
-	gpid, err := strconv.Atoi(procReadLine(t, p))
+	p := start(t, sh("setsid sleep 1000 & echo $!; exit 0"), fastStop)
+	gpid, err := strconv.Atoi(readLine(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(gpid, syscall.SIGKILL) })
-	procWaitDone(t, p)
+	waitDone(t, p)
 	read := make(chan error, 1)
 	go func() {
 		_, err := p.ReadLine()
 		read <- err
 	}()
-	procStop(t, p)
+	stop(t, p)
 	select {
 	case err := <-read:
 		if !errors.Is(err, io.EOF) {
@@ -738,13 +760,13 @@ func TestProcessEscapedGrandchildDoesNotHang(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("ReadLine still blocked after Stop")
 	}
-	if !procAlive(gpid) {
+	if !alive(gpid) {
 		t.Fatalf("the escaped grandchild %d was not running; the test proves nothing", gpid)
 	}
 }
 
-// procThreads is how many OS threads this process has.
-func procThreads(t testing.TB) int {
+// threads is how many OS threads this process has.
+func threads(t testing.TB) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
@@ -762,23 +784,23 @@ func procThreads(t testing.TB) int {
 	return 0
 }
 
-func TestProcessWaitingHoldsNoThread(t *testing.T) {
+func TestWaitingHoldsNoThread(t *testing.T) {
 	// A thread blocked in wait per child would cost hundreds of threads
 	// on a busy server; waiting parks on a pidfd instead.
 	const children = 64
-	before := procThreads(t)
-	procs := make([]*Process, 0, children)
+	before := threads(t)
+	procs := make([]*Child, 0, children)
 	for range children {
-		procs = append(procs, procStart(t, procSh("exec sleep 1000"), procFastStop))
+		procs = append(procs, start(t, sh("exec sleep 1000"), fastStop))
 	}
-	during := procThreads(t)
+	during := threads(t)
 	t.Logf("threads: %d before, %d with %d children waited on", before, during, children)
 	if during-before >= children/2 {
 		t.Fatalf("threads grew from %d to %d with %d children", before, during, children)
 	}
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Go(func() { procStop(t, p) })
+		wg.Go(func() { stop(t, p) })
 	}
 	wg.Wait()
 }

@@ -1,4 +1,11 @@
-package session
+// Package child owns one wrapped process: starting it in a process group of
+// its own (or a terminal session, in PTY mode) with the environment it is
+// given, the one writer of its stdin and the one reader of its stdout, its
+// stderr drained into logs, and its end — stdin closed, then SIGTERM, then
+// SIGKILL to the whole group, and whatever the group left behind swept up.
+// It also reaps orphans when mcpwrap runs as PID 1. A Child belongs to no
+// client: package session pairs one with a client session.
+package child
 
 import (
 	"bufio"
@@ -22,7 +29,7 @@ import (
 var ErrStart = errors.New("starting child")
 
 // ErrLineTooLong is returned by ReadLine when the child writes a line longer
-// than ProcessOptions.MaxLine. The stream is then mid-line and cannot be
+// than Options.MaxLine. The stream is then mid-line and cannot be
 // resynchronised, so the error sticks.
 var ErrLineTooLong = errors.New("child wrote a line longer than the maximum message size")
 
@@ -35,8 +42,8 @@ type Command struct {
 	PTY  bool     // give the child a pseudo-terminal in raw mode for stdin/stdout (stderr stays a pipe)
 }
 
-// ProcessOptions tunes a Process; zero values pick the defaults.
-type ProcessOptions struct {
+// Options tunes a Child; zero values pick the defaults.
+type Options struct {
 	MaxLine    int           // longest stdout line accepted in bytes (without newline); 0 means 16 MiB
 	CloseGrace time.Duration // after closing stdin, wait this long before SIGTERM; 0 means 2s
 	TermGrace  time.Duration // after SIGTERM to the group, wait this long before SIGKILL; 0 means 3s
@@ -44,36 +51,36 @@ type ProcessOptions struct {
 }
 
 const (
-	procDefaultMaxLine    = 16 << 20
-	procDefaultCloseGrace = 2 * time.Second
-	procDefaultTermGrace  = 3 * time.Second
-	procDefaultTailLines  = 20
+	defaultMaxLine    = 16 << 20
+	defaultCloseGrace = 2 * time.Second
+	defaultTermGrace  = 3 * time.Second
+	defaultTailLines  = 20
 
-	// procReadBuf is the stdout buffer that most messages fit in.
-	procReadBuf  = 64 << 10
-	procWriteBuf = 64 << 10
+	// readBuf is the stdout buffer that most messages fit in.
+	readBuf  = 64 << 10
+	writeBuf = 64 << 10
 
-	// procStderrLineCap bounds one stderr log line so a child that never
+	// stderrLineCap bounds one stderr log line so a child that never
 	// writes a newline cannot make us buffer without limit.
-	procStderrLineCap = 64 << 10
+	stderrLineCap = 64 << 10
 
-	// procStderrLinger is how long the end of stderr may trail the exit of
+	// stderrLinger is how long the end of stderr may trail the exit of
 	// the group; only a process that left the group can hold it longer.
-	procStderrLinger = time.Second
+	stderrLinger = time.Second
 )
 
-func (o ProcessOptions) withDefaults() ProcessOptions {
+func (o Options) withDefaults() Options {
 	if o.MaxLine <= 0 {
-		o.MaxLine = procDefaultMaxLine
+		o.MaxLine = defaultMaxLine
 	}
 	if o.CloseGrace <= 0 {
-		o.CloseGrace = procDefaultCloseGrace
+		o.CloseGrace = defaultCloseGrace
 	}
 	if o.TermGrace <= 0 {
-		o.TermGrace = procDefaultTermGrace
+		o.TermGrace = defaultTermGrace
 	}
 	if o.TailLines <= 0 {
-		o.TailLines = procDefaultTailLines
+		o.TailLines = defaultTailLines
 	}
 	return o
 }
@@ -91,11 +98,11 @@ func (s ExitStatus) String() string {
 	return "exit status " + strconv.Itoa(s.Code)
 }
 
-// Process is a running child and the goroutines that own it.
-type Process struct {
+// Child is a started process and the goroutines that own it.
+type Child struct {
 	cmd  *exec.Cmd
 	pid  int
-	opts ProcessOptions
+	opts Options
 	log  zerolog.Logger
 
 	// In pipe mode stdin and stdout are separate pipes; in PTY mode both
@@ -104,8 +111,8 @@ type Process struct {
 	stdout *os.File
 	stderr *os.File
 
-	w  *bufio.Writer   // used only by the single writer goroutine
-	lr *procLineReader // used only by the single reader goroutine
+	w  *bufio.Writer // used only by the single writer goroutine
+	lr *lineReader   // used only by the single reader goroutine
 
 	done       chan struct{} // closed once the leader is reaped and stderr drained
 	exit       ExitStatus    // written before done is closed
@@ -122,24 +129,35 @@ type Process struct {
 	tailAt int        // next slot to overwrite once the ring is full
 }
 
-// procOwned is the set of children reaped by their Process; ReapOrphans must
+// ownedPids is the set of children reaped by their Child; ReapOrphans must
 // leave them alone or cmd.Wait would lose the exit status. Every start holds
 // starting shared across fork and registration, and the reaper holds it
 // exclusively while it checks and reaps, so no reaper pass can see an
 // unregistered child — while starts still run in parallel with each other.
-var procOwned = struct {
+var ownedPids = struct {
 	starting sync.RWMutex
 	mu       sync.Mutex // guards pids
 	pids     map[int]struct{}
 }{pids: map[int]struct{}{}}
 
-// procReapPoke asks ReapOrphans for another pass: a zombie that reused the
+// reapPoke asks ReapOrphans for another pass: a zombie that reused the
 // pid of a child being unregistered was skipped by the pass that saw it.
-var procReapPoke = make(chan struct{}, 1)
+var reapPoke = make(chan struct{}, 1)
 
-// StartProcess starts cmd in its own process group (its own session in PTY
+// Check reports whether cmd's program can be found, as Start would look it up.
+func (cmd Command) Check() error {
+	if cmd.Path == "" {
+		return fmt.Errorf("%w: empty program path", ErrStart)
+	}
+	if _, err := exec.LookPath(cmd.Path); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrStart, cmd.Path, err)
+	}
+	return nil
+}
+
+// Start starts cmd in its own process group (its own session in PTY
 // mode) with goroutines that reap it and drain its stderr into log.
-func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Process, error) {
+func Start(cmd Command, opts Options, log zerolog.Logger) (*Child, error) {
 	opts = opts.withDefaults()
 	path := cmd.Path
 	if path == "" {
@@ -149,18 +167,18 @@ func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Proces
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
 	}
-	c := exec.Command(lp, cmd.Args...)
-	c.Args[0] = path
-	c.Env = cmd.Env
-	if c.Env == nil {
+	ec := exec.Command(lp, cmd.Args...)
+	ec.Args[0] = path
+	ec.Env = cmd.Env
+	if ec.Env == nil {
 		// exec.Cmd would hand a nil Env our own environment, which may hold
 		// the server's token.
-		c.Env = []string{}
+		ec.Env = []string{}
 	}
-	c.Dir = cmd.Dir
+	ec.Dir = cmd.Dir
 
-	p := &Process{
-		cmd:        c,
+	c := &Child{
+		cmd:        ec,
 		opts:       opts,
 		done:       make(chan struct{}),
 		stderrDone: make(chan struct{}),
@@ -178,24 +196,24 @@ func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Proces
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: stderr pipe: %w", ErrStart, path, err)
 	}
-	p.stderr = errR
+	c.stderr = errR
 	childEnds = append(childEnds, errW)
-	c.Stderr = errW
+	ec.Stderr = errW
 	ours := []*os.File{errR}
 
 	if cmd.PTY {
-		master, tty, err := procOpenPTY()
+		master, tty, err := openPTY()
 		if err != nil {
 			closeAll(append(ours, childEnds...))
 			return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
 		}
-		p.stdin, p.stdout = master, master
+		c.stdin, c.stdout = master, master
 		ours = append(ours, master)
 		childEnds = append(childEnds, tty)
-		c.Stdin, c.Stdout = tty, tty
+		ec.Stdin, ec.Stdout = tty, tty
 		// A new session with the terminal as its controlling tty; the
 		// session id is the child's pid, which also names its group.
-		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		ec.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	} else {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -209,54 +227,54 @@ func StartProcess(cmd Command, opts ProcessOptions, log zerolog.Logger) (*Proces
 			inW.Close()
 			return nil, fmt.Errorf("%w %q: stdout pipe: %w", ErrStart, path, err)
 		}
-		p.stdin, p.stdout = inW, outR
+		c.stdin, c.stdout = inW, outR
 		ours = append(ours, inW, outR)
 		childEnds = append(childEnds, inR, outW)
-		c.Stdin, c.Stdout = inR, outW
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		ec.Stdin, ec.Stdout = inR, outW
+		ec.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
 
-	procOwned.starting.RLock()
-	err = c.Start()
+	ownedPids.starting.RLock()
+	err = ec.Start()
 	if err == nil {
-		procOwned.mu.Lock()
-		procOwned.pids[c.Process.Pid] = struct{}{}
-		procOwned.mu.Unlock()
+		ownedPids.mu.Lock()
+		ownedPids.pids[ec.Process.Pid] = struct{}{}
+		ownedPids.mu.Unlock()
 	}
-	procOwned.starting.RUnlock()
+	ownedPids.starting.RUnlock()
 	closeAll(childEnds)
 	if err != nil {
 		closeAll(ours)
 		return nil, fmt.Errorf("%w %q: %w", ErrStart, path, err)
 	}
 
-	p.pid = c.Process.Pid
-	p.log = log.With().Int("pid", p.pid).Logger()
-	p.w = bufio.NewWriterSize(p.stdin, procWriteBuf)
-	p.lr = &procLineReader{rd: p.stdout, buf: make([]byte, procReadBuf), max: opts.MaxLine, pty: cmd.PTY}
-	go p.drainStderr()
-	go p.waitExit()
-	return p, nil
+	c.pid = ec.Process.Pid
+	c.log = log.With().Int("pid", c.pid).Logger()
+	c.w = bufio.NewWriterSize(c.stdin, writeBuf)
+	c.lr = &lineReader{rd: c.stdout, buf: make([]byte, readBuf), max: opts.MaxLine, pty: cmd.PTY}
+	go c.drainStderr()
+	go c.waitExit()
+	return c, nil
 }
 
 // Pid is the child's process id, which is also its process group id.
-func (p *Process) Pid() int { return p.pid }
+func (c *Child) Pid() int { return c.pid }
 
 // Write buffers msg and a newline for the child's stdin. Only one goroutine
 // may call Write and Flush; an error means the child is gone.
-func (p *Process) Write(msg []byte) error {
-	if _, err := p.w.Write(msg); err != nil {
+func (c *Child) Write(msg []byte) error {
+	if _, err := c.w.Write(msg); err != nil {
 		return fmt.Errorf("writing to child stdin: %w", err)
 	}
-	if err := p.w.WriteByte('\n'); err != nil {
+	if err := c.w.WriteByte('\n'); err != nil {
 		return fmt.Errorf("writing to child stdin: %w", err)
 	}
 	return nil
 }
 
 // Flush sends what Write buffered.
-func (p *Process) Flush() error {
-	if err := p.w.Flush(); err != nil {
+func (c *Child) Flush() error {
+	if err := c.w.Flush(); err != nil {
 		return fmt.Errorf("writing to child stdin: %w", err)
 	}
 	return nil
@@ -265,27 +283,27 @@ func (p *Process) Flush() error {
 // ReadLine returns the next stdout line without its newline or a trailing
 // '\r', in a slice the caller may keep. It returns io.EOF once stdout is
 // closed, and after Stop. Only one goroutine may call ReadLine.
-func (p *Process) ReadLine() ([]byte, error) {
-	return p.lr.readLine()
+func (c *Child) ReadLine() ([]byte, error) {
+	return c.lr.readLine()
 }
 
 // Done is closed once the child has been reaped.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (c *Child) Done() <-chan struct{} { return c.done }
 
 // Exit describes how the child ended. It waits for Done.
-func (p *Process) Exit() ExitStatus {
-	<-p.done
-	return p.exit
+func (c *Child) Exit() ExitStatus {
+	<-c.done
+	return c.exit
 }
 
 // StderrTail returns the last stderr lines, oldest first. After Done it ends
 // with the last line the child wrote, for crash reports.
-func (p *Process) StderrTail() []string {
-	p.tailMu.Lock()
-	defer p.tailMu.Unlock()
-	out := make([]string, 0, len(p.tail))
-	out = append(out, p.tail[p.tailAt:]...)
-	return append(out, p.tail[:p.tailAt]...)
+func (c *Child) StderrTail() []string {
+	c.tailMu.Lock()
+	defer c.tailMu.Unlock()
+	out := make([]string, 0, len(c.tail))
+	out = append(out, c.tail[c.tailAt:]...)
+	return append(out, c.tail[:c.tailAt]...)
 }
 
 // Stop ends the child the way the MCP stdio transport asks a client to:
@@ -293,40 +311,48 @@ func (p *Process) StderrTail() []string {
 // group so that npx/uvx grandchildren go too. It returns once the child is
 // reaped; if ctx ends first, the group is killed at once. Every call, from any
 // goroutine, waits for the same end. After Stop, ReadLine returns io.EOF.
-func (p *Process) Stop(ctx context.Context) error {
-	p.stopOnce.Do(func() {
+func (c *Child) Stop(ctx context.Context) error {
+	c.stopOnce.Do(func() {
 		// "...First, closing the input stream to the child process."
 		// In PTY mode this hangs up the terminal, which also sends SIGHUP.
-		p.stdin.Close()
-		go p.escalate()
+		c.stdin.Close()
+		go c.escalate()
 	})
 	var err error
 	select {
-	case <-p.done:
+	case <-c.done:
 	default:
 		select {
-		case <-p.done:
+		case <-c.done:
 		case <-ctx.Done():
-			p.signalGroup(unix.SIGKILL)
-			<-p.done
-			err = fmt.Errorf("stopping child %d: %w", p.pid, context.Cause(ctx))
+			c.signalGroup(unix.SIGKILL)
+			<-c.done
+			err = fmt.Errorf("stopping child %d: %w", c.pid, context.Cause(ctx))
 		}
 	}
-	p.closeOnce.Do(func() {
+	c.closeOnce.Do(func() {
 		// A process that left the group may still hold stdout open; the
 		// reader must not wait for it.
-		p.stdout.Close()
+		c.stdout.Close()
 	})
 	return err
 }
 
+// Kill sends SIGKILL to the child's whole group now and returns without
+// waiting; Done says when it is reaped. It is for a caller out of time: Stop
+// is the polite way. Kill is safe to call any number of times, before or
+// after Stop, and does nothing once the child is reaped.
+func (c *Child) Kill() {
+	c.signalGroup(unix.SIGKILL)
+}
+
 // escalate runs the timed part of Stop; it ends when the child is reaped.
-func (p *Process) escalate() {
+func (c *Child) escalate() {
 	wait := func(d time.Duration) bool {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
-		case <-p.done:
+		case <-c.done:
 			return true
 		case <-t.C:
 			return false
@@ -334,88 +360,88 @@ func (p *Process) escalate() {
 	}
 	// "...Waiting for the server to exit, or sending SIGTERM if the server
 	// does not exit within a reasonable time."
-	if wait(p.opts.CloseGrace) {
+	if wait(c.opts.CloseGrace) {
 		return
 	}
-	p.log.Debug().Msg("child still running after stdin closed, sending SIGTERM to its group")
-	p.signalGroup(unix.SIGTERM)
+	c.log.Debug().Msg("child still running after stdin closed, sending SIGTERM to its group")
+	c.signalGroup(unix.SIGTERM)
 	// "...Sending SIGKILL if the server does not exit within a reasonable
 	// time after SIGTERM."
-	if wait(p.opts.TermGrace) {
+	if wait(c.opts.TermGrace) {
 		return
 	}
-	p.log.Warn().Msg("child ignored SIGTERM, sending SIGKILL to its group")
-	p.signalGroup(unix.SIGKILL)
-	<-p.done
+	c.log.Warn().Msg("child ignored SIGTERM, sending SIGKILL to its group")
+	c.signalGroup(unix.SIGKILL)
+	<-c.done
 }
 
 // signalGroup signals every process in the child's group. It does nothing
 // once the leader is reaped: from then on the number may name someone else.
-func (p *Process) signalGroup(sig unix.Signal) {
-	p.sigMu.Lock()
-	defer p.sigMu.Unlock()
-	if p.reaped {
+func (c *Child) signalGroup(sig unix.Signal) {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	if c.reaped {
 		return
 	}
-	if err := unix.Kill(-p.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		p.log.Warn().Err(err).Str("signal", unix.SignalName(sig)).Msg("signalling child group")
+	if err := unix.Kill(-c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		c.log.Warn().Err(err).Str("signal", unix.SignalName(sig)).Msg("signalling child group")
 	}
 }
 
 // waitExit is the only goroutine that reaps the child. It lets the leader
 // stay a zombie until the rest of its group is gone, because the zombie
 // keeps the group's number from being reused while we signal it.
-func (p *Process) waitExit() {
-	if err := procAwaitExit(p.pid); err != nil {
-		p.log.Error().Err(err).Msg("waiting for child")
+func (c *Child) waitExit() {
+	if err := awaitExit(c.pid); err != nil {
+		c.log.Error().Err(err).Msg("waiting for child")
 	}
-	p.sweepGroup()
+	c.sweepGroup()
 
-	p.sigMu.Lock()
-	p.reaped = true
-	p.sigMu.Unlock()
-	werr := p.cmd.Wait()
+	c.sigMu.Lock()
+	c.reaped = true
+	c.sigMu.Unlock()
+	werr := c.cmd.Wait()
 
-	procOwned.mu.Lock()
-	delete(procOwned.pids, p.pid)
-	procOwned.mu.Unlock()
+	ownedPids.mu.Lock()
+	delete(ownedPids.pids, c.pid)
+	ownedPids.mu.Unlock()
 	select {
-	case procReapPoke <- struct{}{}:
+	case reapPoke <- struct{}{}:
 	default:
 	}
 
-	p.exit = procExitStatus(p.cmd.ProcessState, werr)
+	c.exit = exitStatus(c.cmd.ProcessState, werr)
 
 	// The group is gone, so stderr normally ends at once; only a process
 	// that left the group can keep it open, and then we stop listening.
-	t := time.NewTimer(procStderrLinger)
+	t := time.NewTimer(stderrLinger)
 	select {
-	case <-p.stderrDone:
+	case <-c.stderrDone:
 	case <-t.C:
-		p.log.Warn().Msg("stderr still open after the child's group exited; closing it")
+		c.log.Warn().Msg("stderr still open after the child's group exited; closing it")
 	}
 	t.Stop()
-	p.stderr.Close()
-	<-p.stderrDone
+	c.stderr.Close()
+	<-c.stderrDone
 
-	p.log.Debug().Str("exit", p.exit.String()).Msg("child reaped")
-	close(p.done)
+	c.log.Debug().Str("exit", c.exit.String()).Msg("child reaped")
+	close(c.done)
 }
 
-// procAwaitExit returns once pid has exited, leaving it unreaped. It parks
+// awaitExit returns once pid has exited, leaving it unreaped. It parks
 // on a pidfd in the runtime's poller instead of holding an OS thread in
 // waitid, since one server may run hundreds of children.
-func procAwaitExit(pid int) error {
+func awaitExit(pid int) error {
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		// Kernels before 5.3 have no pidfd.
-		return procAwaitExitBlocking(pid)
+		return awaitExitBlocking(pid)
 	}
 	f := os.NewFile(uintptr(fd), "pidfd")
 	defer f.Close()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return procAwaitExitBlocking(pid)
+		return awaitExitBlocking(pid)
 	}
 	var werr error
 	err = rc.Read(func(uintptr) bool {
@@ -430,7 +456,7 @@ func procAwaitExit(pid int) error {
 	return werr
 }
 
-func procAwaitExitBlocking(pid int) error {
+func awaitExitBlocking(pid int) error {
 	var info unix.Siginfo
 	var err error
 	for range 1000 {
@@ -444,27 +470,27 @@ func procAwaitExitBlocking(pid int) error {
 
 // sweepGroup ends what is left of the group after its leader exited:
 // SIGTERM, then SIGKILL after TermGrace.
-func (p *Process) sweepGroup() {
-	if !procGroupAlive(p.pid) {
+func (c *Child) sweepGroup() {
+	if !groupAlive(c.pid) {
 		return
 	}
-	p.log.Debug().Msg("child exited but left processes in its group, sending SIGTERM")
-	p.signalGroup(unix.SIGTERM)
-	if procWaitGroupGone(p.pid, p.opts.TermGrace) {
+	c.log.Debug().Msg("child exited but left processes in its group, sending SIGTERM")
+	c.signalGroup(unix.SIGTERM)
+	if waitGroupGone(c.pid, c.opts.TermGrace) {
 		return
 	}
-	p.log.Warn().Msg("processes left by the child ignored SIGTERM, sending SIGKILL")
-	p.signalGroup(unix.SIGKILL)
+	c.log.Warn().Msg("processes left by the child ignored SIGTERM, sending SIGKILL")
+	c.signalGroup(unix.SIGKILL)
 	// SIGKILL cannot be ignored; the wait only covers exit in progress.
-	procWaitGroupGone(p.pid, 10*time.Second)
+	waitGroupGone(c.pid, 10*time.Second)
 }
 
-// procWaitGroupGone polls until no live process is in group pgid, or d passes.
-func procWaitGroupGone(pgid int, d time.Duration) bool {
+// waitGroupGone polls until no live process is in group pgid, or d passes.
+func waitGroupGone(pgid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	pause := time.Millisecond
 	for i := 0; i < 10000; i++ {
-		if !procGroupAlive(pgid) {
+		if !groupAlive(pgid) {
 			return true
 		}
 		if !time.Now().Before(deadline) {
@@ -473,24 +499,24 @@ func procWaitGroupGone(pgid int, d time.Duration) bool {
 		time.Sleep(min(pause, time.Until(deadline)))
 		pause = min(2*pause, 50*time.Millisecond)
 	}
-	return !procGroupAlive(pgid)
+	return !groupAlive(pgid)
 }
 
-// procGroupAlive reports whether a process other than a zombie belongs to
+// groupAlive reports whether a process other than a zombie belongs to
 // group pgid. kill(-pgid, 0) cannot tell: the zombie leader still counts.
 // Only /proc can, and reading it costs a file per process on the machine,
-// so concurrent questions share one scan (see procCensus).
-func procGroupAlive(pgid int) bool {
-	return procCensus.alive(pgid)
+// so concurrent questions share one scan (see groups).
+func groupAlive(pgid int) bool {
+	return groups.alive(pgid)
 }
 
-// procCensus answers "is anything alive in this group?" for many groups
+// groups answers "is anything alive in this group?" for many groups
 // with one scan of /proc. When hundreds of sessions end at once (shutdown,
 // a drain), each scan would otherwise read every process's stat file for a
 // single group, and the work would grow with the square of the sessions.
 // A question waits for the next scan that starts after it was asked, so
 // every answer is as fresh as a scan of its own.
-var procCensus = census{waiting: map[int][]chan bool{}}
+var groups = census{waiting: map[int][]chan bool{}}
 
 type census struct {
 	mu       sync.Mutex // guards the fields below
@@ -523,7 +549,7 @@ func (c *census) scan() {
 		c.mu.Unlock()
 
 		alive := make(map[int]bool, len(batch))
-		procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
+		eachStat(func(pid int, state byte, ppid, pgrp int) bool {
 			if _, asked := batch[pgrp]; asked && state != 'Z' && state != 'X' {
 				alive[pgrp] = true
 			}
@@ -537,7 +563,7 @@ func (c *census) scan() {
 	}
 }
 
-func procExitStatus(ps *os.ProcessState, werr error) ExitStatus {
+func exitStatus(ps *os.ProcessState, werr error) ExitStatus {
 	if ps == nil {
 		return ExitStatus{Code: -1, Signal: ""}
 	}
@@ -550,9 +576,9 @@ func procExitStatus(ps *os.ProcessState, werr error) ExitStatus {
 // drainStderr turns stderr into log lines and keeps the last few. It reads
 // until EOF or until waitExit closes the pipe, so the child never blocks on a
 // full stderr pipe.
-func (p *Process) drainStderr() {
-	defer close(p.stderrDone)
-	r := bufio.NewReaderSize(p.stderr, procStderrLineCap)
+func (c *Child) drainStderr() {
+	defer close(c.stderrDone)
+	r := bufio.NewReaderSize(c.stderr, stderrLineCap)
 	skipping := false // dropping the rest of an over-long line
 	for {
 		line, err := r.ReadSlice('\n')
@@ -560,11 +586,11 @@ func (p *Process) drainStderr() {
 		if len(line) > 0 && !skipping {
 			s := string(bytes.TrimRight(line, "\r\n"))
 			if full {
-				p.log.Info().Bool("truncated", true).Msg(s)
+				c.log.Info().Bool("truncated", true).Msg(s)
 			} else {
-				p.log.Info().Msg(s)
+				c.log.Info().Msg(s)
 			}
-			p.keepTail(s)
+			c.keepTail(s)
 		}
 		skipping = full
 		if err != nil && !full {
@@ -573,22 +599,22 @@ func (p *Process) drainStderr() {
 	}
 }
 
-func (p *Process) keepTail(s string) {
-	p.tailMu.Lock()
-	defer p.tailMu.Unlock()
-	if len(p.tail) < p.opts.TailLines {
-		p.tail = append(p.tail, s)
+func (c *Child) keepTail(s string) {
+	c.tailMu.Lock()
+	defer c.tailMu.Unlock()
+	if len(c.tail) < c.opts.TailLines {
+		c.tail = append(c.tail, s)
 		return
 	}
-	p.tail[p.tailAt] = s
-	p.tailAt = (p.tailAt + 1) % len(p.tail)
+	c.tail[c.tailAt] = s
+	c.tailAt = (c.tailAt + 1) % len(c.tail)
 }
 
-// procLineReader splits stdout into lines with a hard cap. A line that fits
+// lineReader splits stdout into lines with a hard cap. A line that fits
 // in the buffer costs one allocation of its own size. A longer one is read
 // into fixed-size chunks and joined once, so each byte is copied once and
 // the caller gets a slice of exactly the line's length.
-type procLineReader struct {
+type lineReader struct {
 	rd   io.Reader
 	buf  []byte
 	r, w int // buf[r:w] is unread
@@ -598,14 +624,14 @@ type procLineReader struct {
 	err  error // sticky
 }
 
-// procLongChunk is the unit a long line is read in: big enough for few
+// longChunk is the unit a long line is read in: big enough for few
 // reads, small enough that the unused end of the last chunk stays minor.
-const procLongChunk = 256 << 10
+const longChunk = 256 << 10
 
-// procMaxEmptyReads bounds reads that return nothing and no error.
-const procMaxEmptyReads = 100
+// maxEmptyReads bounds reads that return nothing and no error.
+const maxEmptyReads = 100
 
-func (lr *procLineReader) readLine() ([]byte, error) {
+func (lr *lineReader) readLine() ([]byte, error) {
 	for empty := 0; ; {
 		if i := bytes.IndexByte(lr.buf[lr.scan:lr.w], '\n'); i >= 0 {
 			end := lr.scan + i
@@ -636,7 +662,7 @@ func (lr *procLineReader) readLine() ([]byte, error) {
 		if err != nil {
 			lr.err = lr.readErr(err)
 		} else if n == 0 {
-			if empty++; empty >= procMaxEmptyReads {
+			if empty++; empty >= maxEmptyReads {
 				lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
 			}
 		}
@@ -644,19 +670,19 @@ func (lr *procLineReader) readLine() ([]byte, error) {
 }
 
 // take copies buf[r:end] out as the line and resumes reading at next.
-func (lr *procLineReader) take(end, next int) ([]byte, error) {
+func (lr *lineReader) take(end, next int) ([]byte, error) {
 	if end-lr.r > lr.max {
 		return nil, lr.tooLong()
 	}
-	line := procTrimCR(lr.buf[lr.r:end])
+	line := trimCR(lr.buf[lr.r:end])
 	out := make([]byte, len(line))
 	copy(out, line)
 	lr.r, lr.scan = next, next
 	if lr.r == lr.w {
 		lr.r, lr.w, lr.scan = 0, 0, 0
-		if len(lr.buf) > procReadBuf {
+		if len(lr.buf) > readBuf {
 			// A chunk kept after a long line goes once drained.
-			lr.buf = make([]byte, procReadBuf)
+			lr.buf = make([]byte, readBuf)
 		}
 	}
 	return out, nil
@@ -664,17 +690,17 @@ func (lr *procLineReader) take(end, next int) ([]byte, error) {
 
 // readLong finishes a line that filled the whole buffer. The buffer becomes
 // the first chunk; later chunks are read straight from the child.
-func (lr *procLineReader) readLong() ([]byte, error) {
+func (lr *lineReader) readLong() ([]byte, error) {
 	chunks := [][]byte{lr.buf[lr.r:lr.w]}
 	total := lr.w - lr.r
 	lr.buf, lr.r, lr.w, lr.scan = nil, 0, 0, 0
 	for lr.buf == nil {
 		if total > lr.max {
-			lr.buf = make([]byte, procReadBuf)
+			lr.buf = make([]byte, readBuf)
 			return nil, lr.tooLong()
 		}
 		// Reading past max+1 bytes would only fetch what we must reject.
-		chunk := make([]byte, min(procLongChunk, lr.max+1-total))
+		chunk := make([]byte, min(longChunk, lr.max+1-total))
 		n, nl := 0, -1
 		for empty := 0; n < len(chunk) && nl < 0 && lr.err == nil; {
 			m, err := lr.rd.Read(chunk[n:])
@@ -685,7 +711,7 @@ func (lr *procLineReader) readLong() ([]byte, error) {
 			if err != nil {
 				lr.err = lr.readErr(err)
 			} else if m == 0 {
-				if empty++; empty >= procMaxEmptyReads {
+				if empty++; empty >= maxEmptyReads {
 					lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
 				}
 			}
@@ -695,8 +721,8 @@ func (lr *procLineReader) readLong() ([]byte, error) {
 			chunks = append(chunks, chunk[:nl])
 			total += nl
 			// What followed the newline is the start of the next lines.
-			if rest := chunk[nl+1 : n]; len(rest) <= procReadBuf {
-				lr.buf = make([]byte, procReadBuf)
+			if rest := chunk[nl+1 : n]; len(rest) <= readBuf {
+				lr.buf = make([]byte, readBuf)
 				lr.w = copy(lr.buf, rest)
 			} else {
 				lr.buf, lr.r, lr.w, lr.scan = chunk, nl+1, n, nl+1
@@ -705,7 +731,7 @@ func (lr *procLineReader) readLong() ([]byte, error) {
 			// A last line without a newline is still a message.
 			chunks = append(chunks, chunk[:n])
 			total += n
-			lr.buf = make([]byte, procReadBuf)
+			lr.buf = make([]byte, readBuf)
 		default:
 			chunks = append(chunks, chunk)
 			total += n
@@ -718,22 +744,22 @@ func (lr *procLineReader) readLong() ([]byte, error) {
 	for _, c := range chunks {
 		out = append(out, c...)
 	}
-	return procTrimCR(out), nil
+	return trimCR(out), nil
 }
 
-func (lr *procLineReader) tooLong() error {
+func (lr *lineReader) tooLong() error {
 	lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
 	return lr.err
 }
 
-func procTrimCR(line []byte) []byte {
+func trimCR(line []byte) []byte {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		return line[:n-1]
 	}
 	return line
 }
 
-func (lr *procLineReader) readErr(err error) error {
+func (lr *lineReader) readErr(err error) error {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
 		return io.EOF

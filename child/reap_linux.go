@@ -1,4 +1,4 @@
-package session
+package child
 
 import (
 	"bytes"
@@ -13,54 +13,54 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReapOrphans reaps zombies that are our children but belong to no Process,
+// ReapOrphans reaps zombies that are our children but belong to no Child,
 // until ctx ends. Run it only as PID 1, where every orphaned grandchild of
-// every session is re-parented to us and nothing else would reap it.
+// every child is re-parented to us and nothing else would reap it.
 //
 // It never calls wait4(-1): that would steal the exit status of a child its
-// Process is waiting for. Instead it finds our zombie children in /proc and
-// reaps only those whose pid is not registered by StartProcess. Children
-// started by other code in this process (not through StartProcess) would be
-// reaped too, so mcpwrap starts every child through StartProcess.
+// Child is waiting for. Instead it finds our zombie children in /proc and
+// reaps only those whose pid is not registered by Start. Children
+// started by other code in this process (not through Start) would be
+// reaped too, so every child must be started through Start.
 func ReapOrphans(ctx context.Context, log zerolog.Logger) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGCHLD)
 	defer signal.Stop(sigs)
 	self := os.Getpid()
 	for {
-		procReapPass(self, log)
+		reapPass(self, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-sigs:
-		case <-procReapPoke:
+		case <-reapPoke:
 		}
 	}
 }
 
-// procReapPass reaps every zombie child of self that no Process owns.
-func procReapPass(self int, log zerolog.Logger) {
+// reapPass reaps every zombie child of self that no Child owns.
+func reapPass(self int, log zerolog.Logger) {
 	var zombies []int
-	procEachStat(func(pid int, state byte, ppid, pgrp int) bool {
+	eachStat(func(pid int, state byte, ppid, pgrp int) bool {
 		if ppid == self && state == 'Z' {
 			zombies = append(zombies, pid)
 		}
 		return true
 	})
 	for _, pid := range zombies {
-		// Holding starting keeps StartProcess from forking a child it has
+		// Holding starting keeps Start from forking a child it has
 		// not yet registered between our check and the wait. A zombie's pid cannot be handed to a new
 		// process, so an unowned zombie stays unowned.
-		procOwned.starting.Lock()
-		procOwned.mu.Lock()
-		_, owned := procOwned.pids[pid]
-		procOwned.mu.Unlock()
+		ownedPids.starting.Lock()
+		ownedPids.mu.Lock()
+		_, owned := ownedPids.pids[pid]
+		ownedPids.mu.Unlock()
 		var ws unix.WaitStatus
 		var err error
 		if !owned {
 			_, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 		}
-		procOwned.starting.Unlock()
+		ownedPids.starting.Unlock()
 		if owned {
 			continue
 		}
@@ -72,9 +72,9 @@ func procReapPass(self int, log zerolog.Logger) {
 	}
 }
 
-// procEachStat calls fn with fields of /proc/<pid>/stat for every process
+// eachStat calls fn with fields of /proc/<pid>/stat for every process
 // until fn returns false. Processes that vanish while we look are skipped.
-func procEachStat(fn func(pid int, state byte, ppid, pgrp int) bool) {
+func eachStat(fn func(pid int, state byte, ppid, pgrp int) bool) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return
@@ -90,7 +90,7 @@ func procEachStat(fn func(pid int, state byte, ppid, pgrp int) bool) {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		state, ppid, pgrp, ok := procReadStat(name, buf)
+		state, ppid, pgrp, ok := readStat(name, buf)
 		if !ok {
 			continue
 		}
@@ -100,9 +100,9 @@ func procEachStat(fn func(pid int, state byte, ppid, pgrp int) bool) {
 	}
 }
 
-// procReadStat parses "pid (comm) state ppid pgrp ..."; comm may hold spaces
+// readStat parses "pid (comm) state ppid pgrp ..."; comm may hold spaces
 // and parentheses, so the fields start after the last ')'.
-func procReadStat(pid string, buf []byte) (state byte, ppid, pgrp int, ok bool) {
+func readStat(pid string, buf []byte) (state byte, ppid, pgrp int, ok bool) {
 	fd, err := unix.Open("/proc/"+pid+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, 0, 0, false
