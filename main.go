@@ -109,7 +109,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		MaxSessions: cfg.MaxSessions,
 		MaxQueue:    cfg.MaxQueue,
 		IdleTimeout: cfg.IdleTimeout,
-		IDPrefix:    idPrefix(cfg.MachineID),
+		MachineID:   cfg.MachineID,
 		Observer:    stats,
 	}, log)
 	handler := wrap.New(wrap.Options{
@@ -219,15 +219,6 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	}
 	log.Info().Dur("took_ms", time.Since(start)).Msg("shutdown complete")
 	return nil
-}
-
-// idPrefix makes session ids name the instance that owns them, so that a
-// request reaching another instance can be sent on (wrap.Options.MachineID).
-func idPrefix(machineID string) string {
-	if machineID == "" {
-		return ""
-	}
-	return machineID + "."
 }
 
 // authenticator is who may use the server: the tenants' static tokens, or

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/rs/zerolog"
 )
@@ -17,7 +16,7 @@ type Options struct {
 	MaxSessions int
 	MaxQueue    int           // messages held for a stream nobody reads
 	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
-	IDPrefix    string        // prepended to every session id (names the machine that owns it)
+	MachineID   string        // the instance this registry runs on; session ids name it (see MachineOf)
 	Observer    Observer      // optional
 }
 
@@ -65,7 +64,7 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	r.wg.Add(1)
 	r.mu.Unlock()
 
-	id := r.opts.IDPrefix + uuid.NewString()
+	id := newID(r.opts.MachineID)
 	log := r.log.With().Str("session", id).Logger()
 	if owner.Name != "" {
 		log = log.With().Str("tenant", owner.Name).Logger()

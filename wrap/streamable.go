@@ -74,6 +74,10 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include application/json and text/event-stream")
 		return
 	}
+	if eraOf(r, nil) == modern {
+		h.serveModern(w, r)
+		return
+	}
 	ver, ok := version(w, r)
 	if !ok {
 		return
@@ -97,6 +101,10 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteMessages(r, msgs, len(body))
+	if eraOf(r, msgs) == modern {
+		h.serveModern(w, r)
+		return
+	}
 	if batch && ver >= "2025-06-18" {
 		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "Invalid Request: batches are not part of protocol "+ver)
 		return

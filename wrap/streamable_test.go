@@ -281,3 +281,29 @@ func TestInitializeAnswersWhenTheChildDiesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A request of the stateless era — by its header, or outside a session by
+// its _meta — gets the answer a stateful-era server gives, so a dual-era
+// client falls back to initialize; the same _meta inside a session goes to
+// the child like any request.
+func TestStatelessEraRequestsGetTheFallbackAnswer(t *testing.T) {
+	s := start(t)
+	discover := `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+	for _, r := range []raw{
+		{body: discover, version: "2026-07-28"},
+		{body: discover},
+	} {
+		resp, body := s.do(t, r)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":-32000`) {
+			t.Errorf("version %q: %d %s, want 400 with -32000", r.version, resp.StatusCode, body)
+		}
+	}
+	if n := s.Reg.Len(); n != 0 {
+		t.Errorf("%d sessions started by stateless requests", n)
+	}
+	id := s.open(t)
+	resp, body := s.do(t, raw{session: id, version: "2025-06-18", body: `{"jsonrpc":"2.0","id":2,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"id":2`) {
+		t.Errorf("ping with _meta in a session: %d %s, want the child's answer", resp.StatusCode, body)
+	}
+}

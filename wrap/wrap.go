@@ -60,17 +60,26 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (auth.Principal, error)
 }
 
+// Sessions is what the front door needs of the session registry.
+type Sessions interface {
+	Start(session.Transport, session.Owner) (*session.Session, error)
+	Get(id string) (*session.Session, error)
+	Len() int
+	Full() bool
+	Healthy() error
+}
+
 // Handler serves every endpoint on one listener.
 type Handler struct {
 	opts   Options
-	reg    *session.Registry
+	reg    Sessions
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	bodies *semaphore.Weighted // MaxBodyBytes; nil for no bound
 }
 
 // New builds the handler.
-func New(opts Options, reg *session.Registry, log zerolog.Logger) *Handler {
+func New(opts Options, reg Sessions, log zerolog.Logger) *Handler {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 25 * time.Second
 	}
@@ -201,7 +210,7 @@ func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, t sess
 		return s, true
 	}
 	if err != nil {
-		if m := h.machineOf(id); m != "" && m != h.opts.MachineID && r.Header.Get("Fly-Replay-Src") == "" {
+		if m := session.MachineOf(id); h.opts.MachineID != "" && m != "" && m != h.opts.MachineID && r.Header.Get("Fly-Replay-Src") == "" {
 			// The proxy re-delivers the request to that instance; the body
 			// of this answer is for anyone who calls without a proxy.
 			w.Header().Set("Fly-Replay", "instance="+m)
@@ -211,25 +220,6 @@ func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, t sess
 	}
 	writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 	return nil, false
-}
-
-// machineOf is the instance a session id names, or "" when instances are
-// not in use or the id names none. Instance ids are short lowercase
-// alphanumerics (Fly.io Machine ids are 14 hex digits).
-func (h *Handler) machineOf(id string) string {
-	if h.opts.MachineID == "" {
-		return ""
-	}
-	m, _, ok := strings.Cut(id, ".")
-	if !ok || m == "" || len(m) > 32 {
-		return ""
-	}
-	for _, c := range m {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
-			return ""
-		}
-	}
-	return m
 }
 
 // health answers whether this instance can serve: 200 while it runs and
