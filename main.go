@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,11 +85,16 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
+	// Every goroutine run starts is stopped and waited for before it
+	// returns: the defers below run last to first.
+	var background sync.WaitGroup
+	defer background.Wait()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+
 	if os.Getpid() == 1 {
 		// As a container's init, orphaned grandchildren are ours to reap.
-		reapCtx, stopReaping := context.WithCancel(ctx)
-		defer stopReaping()
-		go child.ReapOrphans(reapCtx, log)
+		background.Go(func() { child.ReapOrphans(bgCtx, log) })
 	}
 
 	var reg *session.Registry
@@ -141,7 +147,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", wrap.MetricsHandler(stats))
 		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = msrv.Serve(mln) }()
+		background.Go(func() { _ = msrv.Serve(mln) })
 		defer msrv.Close()
 	}
 	ln = wrap.LimitConnections(ln, maxConnections(cfg.MaxConns), log)
@@ -149,11 +155,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	// stream. Bodies have a deadline of their own (wrap.Options.BodyTimeout).
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.ConnIdle}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	runCtx, stopRunning := context.WithCancel(ctx)
-	defer stopRunning()
-	go reg.ReapIdle(runCtx)
+	background.Go(func() { served <- srv.Serve(ln) })
+	defer srv.Close() // when run returns before shutdown, Serve must end too
+	background.Go(func() { reg.ReapIdle(bgCtx) })
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
 	if len(cfg.Tenants) == 0 {
