@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -28,7 +29,7 @@ func countResources(t *testing.T) resources {
 		t.Fatal(err)
 	}
 	children := 0
-	for _, p := range procTable() {
+	for _, p := range testkit.Procs() {
 		if p.PPid == os.Getpid() {
 			children++
 		}
@@ -47,7 +48,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	reg := session.NewRegistry(session.Options{
-		Command:     session.Command{Path: fixture, Env: []string{"PATH=" + os.Getenv("PATH")}},
+		Command:     session.Command{Path: fixture(t), Env: []string{"PATH=" + os.Getenv("PATH")}},
 		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
 		MaxSessions: 2 * parallel,
 	}, log)
@@ -58,7 +59,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}, reg, log))
 	defer srv.Close()
 	transport := &http.Transport{MaxIdleConnsPerHost: parallel}
-	httpClient := &http.Client{Transport: bearer{e2eToken, transport}}
+	httpClient := &http.Client{Transport: testkit.Bearer{Token: e2eToken, Base: transport}}
 
 	// One round trip, so that whatever is made once per process (the
 	// client's and server's pools, timers) is there before counting.
@@ -68,7 +69,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, err := call(ctx, cs, "echo", map[string]any{"text": "x"}); err != nil {
+		if _, err := testkit.Call(ctx, cs, "echo", map[string]any{"text": "x"}); err != nil {
 			cs.Close()
 			return err
 		}
