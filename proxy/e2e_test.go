@@ -4,123 +4,56 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// The real mcpwrap and the everything fixture, built once for the tests
-// that need them.
-var (
-	buildOnce  sync.Once
-	buildDir   string
-	buildErr   error
-	mcpwrapBin string
-	fixtureBin string
-)
-
-func buildBinaries(t *testing.T) {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "mcpwrap-proxy-e2e-")
-		if buildErr != nil {
-			return
-		}
-		var bins []string
-		if bins, buildErr = testkit.Build(buildDir, testkit.Mcpwrap, testkit.Everything); buildErr == nil {
-			mcpwrapBin, fixtureBin = bins[0], bins[1]
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-}
-
-// server is a real mcpwrap serving the everything fixture.
+// server is a real mcpwrap serving the everything fixture, on an address
+// that stays the same when it restarts, as a machine's does.
 type server struct {
 	t    *testing.T
 	addr string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
+	proc *testkit.Process // the running one, or the last
 }
 
 func newServer(t *testing.T) *server {
-	buildBinaries(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{t: t, addr: ln.Addr().String()}
 	ln.Close()
-	t.Cleanup(s.stop)
 	return s
 }
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
-// start runs mcpwrap and waits until /healthz answers.
+// start runs mcpwrap and waits until it listens.
 func (s *server) start() {
 	s.t.Helper()
-	cmd := exec.Command(mcpwrapBin, "--", fixtureBin)
-	cmd.Env = append(os.Environ(), "MCPWRAP_LISTEN="+s.addr, "MCPWRAP_TOKEN="+testToken, "MCPWRAP_LOG_FORMAT=json", "MCPWRAP_LOG_LEVEL=debug")
-	s.log = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(testTimeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.url("/healthz"))
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("mcpwrap exited early:\n%s", s.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("mcpwrap did not become healthy:\n%s", s.log.String())
+	s.proc = testkit.Start(s.t, testkit.Options{
+		Token: testToken,
+		Env:   map[string]string{"MCPWRAP_LISTEN": s.addr, "MCPWRAP_LOG_LEVEL": "debug"},
+	})
 }
 
-// stop ends mcpwrap the way a platform stops a machine: SIGTERM, then
-// SIGKILL if it lingers.
+// stop ends mcpwrap the way a platform stops a machine, with SIGTERM.
 func (s *server) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(testTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	if s.t.Failed() {
-		s.t.Logf("mcpwrap log:\n%s", s.log.String())
-	}
-	s.cmd = nil
+	s.t.Helper()
+	s.proc.Stop()
 }
 
 // realShim returns `mcpwrap proxy args...` as a command for the SDK client.
 func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
+	mcpwrapBin, _ := testkit.Programs(t)
 	cmd := exec.Command(mcpwrapBin, append([]string{"proxy"}, args...)...)
 	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)
@@ -228,13 +161,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// Only the shim's DELETE can end the session of this mcpwrap (started
 	// after the restart) before the test stops it.
-	ended := false
-	for i := 0; i < 200 && !ended; i++ {
-		ended = strings.Contains(srv.log.String(), `"message":"session ended"`)
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !ended {
-		t.Errorf("the remote session was not ended when the client closed")
+	if _, err := srv.proc.Logs.Wait("session ended", testkit.Patience, func(l testkit.Line) bool { return l.Msg() == "session ended" }); err != nil {
+		t.Errorf("the remote session was not ended when the client closed: %v", err)
 	}
 }
 
@@ -243,25 +171,7 @@ func TestEndToEndColdStart(t *testing.T) {
 	defer cancel()
 	srv := newServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", srv.url("/mcp"))
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		for !strings.Contains(stderr.String(), "remote not ready; retrying") {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		time.Sleep(time.Second)
-		srv.start()
-	}()
-	cs, err := connect(t, ctx, cmd, nil)
-	<-started
-	if err != nil {
-		t.Fatalf("connect through a cold start: %v", err)
-	}
-	defer cs.Close()
+	cs := connectThroughColdStart(t, ctx, cmd, stderr, srv.start)
 	exerciseEverything(t, ctx, cs, "cold")
 }
 

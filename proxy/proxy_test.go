@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -42,11 +43,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	os.Exit(testkit.Main(m))
 }
 
 // Generous bounds: they only stop a broken test from hanging.
@@ -386,4 +383,30 @@ func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[
 		return "", fmt.Errorf("content is %T", res.Content[0])
 	}
 	return text.Text, nil
+}
+
+// connectThroughColdStart connects a client through the shim while the
+// remote is down, and brings the remote up only once the shim has been
+// turned away twice: the shim must keep knocking until it answers.
+func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, start func()) *mcp.ClientSession {
+	t.Helper()
+	type result struct {
+		cs  *mcp.ClientSession
+		err error
+	}
+	connected := make(chan result, 1)
+	go func() {
+		cs, err := connect(t, ctx, cmd, nil)
+		connected <- result{cs, err}
+	}()
+	testkit.Eventually(t, "the shim to find the remote not ready twice", func() bool {
+		return strings.Count(stderr.String(), "remote not ready; retrying") >= 2
+	})
+	start()
+	r := <-connected
+	if r.err != nil {
+		t.Fatalf("connect through a cold start: %v", r.err)
+	}
+	t.Cleanup(func() { r.cs.Close() })
+	return r.cs
 }

@@ -167,27 +167,7 @@ func TestColdStart(t *testing.T) {
 	r := newRemote(t, false)
 	r.reserve()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", r.url())
-
-	// The remote comes up only after the shim has started knocking.
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		for !strings.Contains(stderr.String(), "remote not ready; retrying") {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		time.Sleep(time.Second)
-		r.start()
-	}()
-	cs, err := connect(t, ctx, cmd, nil)
-	<-started
-	if err != nil {
-		t.Fatalf("connect through a cold start: %v", err)
-	}
-	defer cs.Close()
+	cs := connectThroughColdStart(t, ctx, cmd, stderr, r.start)
 	exercise(t, ctx, cs, "cold")
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -42,10 +43,13 @@ type Client struct {
 	MaxRetries int
 }
 
-// Connect opens a session, within a generous bound.
+// Connect opens a session, within a generous bound. The HTTP+SSE
+// transport keeps ctx for the life of its stream, so ctx is cancelled only
+// if connecting takes too long, never once connected.
 func (c Client) Connect(ctx context.Context) (*mcp.ClientSession, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*Patience)
-	defer cancel()
+	ctx, cancel := context.WithCancel(ctx)
+	giveUp := time.AfterFunc(2*Patience, cancel)
+	defer giveUp.Stop()
 	httpClient := &http.Client{Transport: Bearer{Token: c.Token}}
 	var transport mcp.Transport
 	if c.Legacy {
@@ -54,7 +58,11 @@ func (c Client) Connect(ctx context.Context) (*mcp.ClientSession, error) {
 		transport = &mcp.StreamableClientTransport{Endpoint: c.URL, HTTPClient: httpClient, MaxRetries: c.MaxRetries}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpwrap-test", Version: "1"}, c.Options)
-	return client.Connect(ctx, transport, nil)
+	cs, err := client.Connect(ctx, transport, nil)
+	if err != nil {
+		cancel()
+	}
+	return cs, err
 }
 
 // MustConnect opens a session that the end of the test closes, failing t
