@@ -86,35 +86,28 @@ func start(t testing.TB, tweaks ...tweak) *server {
 	return &server{URL: srv.URL + "/mcp", Reg: reg, srv: srv}
 }
 
-// bearer adds the token to every request, as a client configured with a
-// header does.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 func httpClient() *http.Client {
-	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
+	return &http.Client{Transport: testkit.Bearer{Token: token}}
 }
 
 // connect opens a session with the official Go SDK client.
 func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-test", Version: "1"}, opts)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: httpClient()}, nil)
-	if err != nil {
-		t.Fatalf("connecting: %v", err)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return testkit.Client{URL: url, Token: token, Options: opts}.MustConnect(t)
+}
+
+// transports are the two ways a client reaches the handler: the checks
+// that hold for both run over each.
+var transports = []struct {
+	name    string
+	connect func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession
+}{
+	{"Streamable HTTP", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
+		return connect(t, s.URL, opts)
+	}},
+	{"HTTP+SSE", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
+		return connectSSE(t, s.sseURL(), opts, "")
+	}},
 }
 
 func ctxFor(t *testing.T) context.Context {

@@ -31,20 +31,7 @@ import (
 // asking for protocol version (the SDK's latest when empty).
 func connectSSE(t *testing.T, endpoint string, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
 	t.Helper()
-	// The transport opens its stream with Connect's context: that context
-	// must live as long as the session, and only the handshake is bounded.
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	bound := time.AfterFunc(30*time.Second, cancel)
-	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-sse-test", Version: "1"}, opts)
-	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: httpClient()},
-		&mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connecting over HTTP+SSE: %v", err)
-	}
-	bound.Stop()
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return testkit.Client{URL: endpoint, Token: token, Legacy: true, Options: opts, ProtocolVersion: version}.MustConnect(t)
 }
 
 func (s *server) sseURL() string { return s.srv.URL + "/sse" }
@@ -275,11 +262,6 @@ func pidOf(t *testing.T, cs *mcp.ClientSession) int {
 	return pid
 }
 
-func TestSSEToolsResourcesPrompts(t *testing.T) {
-	s := start(t)
-	checkToolsResourcesPrompts(t, connectSSE(t, s.sseURL(), nil, ""))
-}
-
 // The child's requests travel on the stream, whichever version the client
 // asks for. "" is the SDK client's default: it probes with the stateless
 // server/discover first, is refused, and falls back to 2025-11-25.
@@ -297,22 +279,17 @@ func TestSSESamplingAndElicitationRoundTrips(t *testing.T) {
 	}
 }
 
-func TestSSEProgressAndResourceUpdates(t *testing.T) {
+// TestSSEProgress: progress notifications of a call travel on the stream
+// too (resource updates: TestResourceUpdateReachesTheClient).
+func TestSSEProgress(t *testing.T) {
 	s := start(t)
 	var mu sync.Mutex
 	var progress []float64
-	updated := make(chan string, 1)
 	cs := connectSSE(t, s.sseURL(), &mcp.ClientOptions{
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
 			mu.Lock()
 			progress = append(progress, req.Params.Progress)
 			mu.Unlock()
-		},
-		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			select {
-			case updated <- req.Params.URI:
-			default:
-			}
 		},
 	}, "")
 	ctx := ctxFor(t)
@@ -326,31 +303,6 @@ func TestSSEProgressAndResourceUpdates(t *testing.T) {
 		defer mu.Unlock()
 		return len(progress) == 5
 	})
-
-	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case uri := <-updated:
-		if uri != "test://watched-resource" {
-			t.Errorf("updated %q", uri)
-		}
-	case <-ctx.Done():
-		t.Fatal("no notifications/resources/updated arrived")
-	}
-}
-
-func TestSSEManySessionsEachWithItsOwnChild(t *testing.T) {
-	s := start(t)
-	checkManySessions(t, s, 20, 5, func() *mcp.ClientSession { return connectSSE(t, s.sseURL(), nil, "") })
-}
-
-func TestSSEOneMebibyteEachWay(t *testing.T) {
-	s := start(t)
-	checkOneMebibyteEachWay(t, connectSSE(t, s.sseURL(), nil, ""))
 }
 
 func TestSSEClosingTheStreamStopsTheChild(t *testing.T) {
@@ -607,7 +559,7 @@ func TestSSEAuthAndOrigin(t *testing.T) {
 
 	// And the SDK client with a wrong token is refused at connect time.
 	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-sse-test", Version: "1"}, nil)
-	wrong := &http.Client{Transport: bearer{"wrong", http.DefaultTransport}}
+	wrong := &http.Client{Transport: testkit.Bearer{Token: "wrong"}}
 	if cs, err := client.Connect(ctxFor(t), &mcp.SSEClientTransport{Endpoint: s.sseURL(), HTTPClient: wrong}, nil); err == nil {
 		cs.Close()
 		t.Errorf("the SDK client connected with a wrong token")

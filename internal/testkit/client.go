@@ -41,6 +41,8 @@ type Client struct {
 	// default retries, as real clients have them; -1 gives up on a broken
 	// stream at once.
 	MaxRetries int
+	// ProtocolVersion is the one to ask for; the SDK's latest if empty.
+	ProtocolVersion string
 }
 
 // Connect opens a session, within a generous bound. The HTTP+SSE
@@ -58,7 +60,7 @@ func (c Client) Connect(ctx context.Context) (*mcp.ClientSession, error) {
 		transport = &mcp.StreamableClientTransport{Endpoint: c.URL, HTTPClient: httpClient, MaxRetries: c.MaxRetries}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpwrap-test", Version: "1"}, c.Options)
-	cs, err := client.Connect(ctx, transport, nil)
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: c.ProtocolVersion})
 	if err != nil {
 		cancel()
 	}
