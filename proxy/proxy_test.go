@@ -81,8 +81,13 @@ func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBu
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=1", childArgs+"="+string(a), "MCPWRAP_LOG_LEVEL=debug")
+	return shim(t, exec.Command(os.Args[0]), append([]string{childEnv + "=1", childArgs + "=" + string(a)}, env...))
+}
+
+// shim sets up a command that runs the shim: debug logs on its stderr,
+// shown if the test fails.
+func shim(t *testing.T, cmd *exec.Cmd, env []string) (*exec.Cmd, *syncBuffer) {
+	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
@@ -409,4 +414,33 @@ func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, s
 	}
 	t.Cleanup(func() { r.cs.Close() })
 	return r.cs
+}
+
+// mustConnect is connect for a test that cannot go on without the session;
+// the end of the test closes it.
+func mustConnect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	cs, err := connect(t, ctx, cmd, opts)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// checkTokenRejected connects through a shim that holds the wrong token:
+// the connection must fail saying so, and the token must show nowhere.
+func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, wrong string) {
+	t.Helper()
+	cs, err := connect(t, ctx, cmd, nil)
+	if err == nil {
+		cs.Close()
+		t.Fatal("connect with a wrong token succeeded")
+	}
+	if !strings.Contains(err.Error(), "rejected the token") {
+		t.Errorf("error %q does not say the token was rejected", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
+		t.Errorf("the token leaked into the error or the log")
+	}
 }

@@ -53,10 +53,7 @@ func TestStreamableTraffic(t *testing.T) {
 	r := newRemote(t, false)
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "one")
 
 	// Big messages both ways: far over any 64 KiB line buffer. The 10 MiB
@@ -119,13 +116,9 @@ func TestSessionLossIsInvisible(t *testing.T) {
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	changed := make(chan struct{}, 100)
-	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
 	})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
 	exercise(t, ctx, cs, "before")
 
 	// A restarted machine: same address, no memory of any session.
@@ -178,17 +171,7 @@ func TestWrongToken(t *testing.T) {
 	r.start()
 	const wrong = "wrong-token-value"
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + wrong}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect with a wrong token succeeded")
-	}
-	if !strings.Contains(err.Error(), "rejected the token") {
-		t.Errorf("error %q does not say the token was rejected", err)
-	}
-	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
-		t.Errorf("the token leaked into the error or the log")
-	}
+	checkTokenRejected(t, ctx, cmd, stderr, wrong)
 }
 
 func TestUnreachable(t *testing.T) {
@@ -213,10 +196,7 @@ func TestSSEFallback(t *testing.T) {
 	r := newRemote(t, true)
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "legacy")
 	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
 		t.Errorf("shim did not log the fallback")
@@ -245,11 +225,7 @@ func TestResumesClosedResponseStream(t *testing.T) {
 	r := newRemote(t, false)
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	// The remote ends the POST's stream before answering (SEP-1699); the
 	// answer must come by resuming with Last-Event-ID.
 	if got, err := callText(ctx, cs, "reconnect", nil); err != nil || got != "answered after the stream closed" {
@@ -268,11 +244,7 @@ func TestStatelessRemote(t *testing.T) {
 	r.stateless = true
 	r.start()
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
 		t.Errorf("negotiated %q, want the stateless 2026-07-28", v)
 	}
@@ -320,17 +292,13 @@ func TestOutageLongerThanRetryThenBack(t *testing.T) {
 	r := newRemote(t, false)
 	r.start()
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken, "MCPWRAP_PROXY_RETRY_FOR=1s"}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "up")
 
 	r.stop()
 	// Past the retry budget the client gets an answer it can act on: an
 	// error, not a hang and not a dead shim.
-	_, err = callText(ctx, cs, "echo", map[string]any{"text": "down"})
+	_, err := callText(ctx, cs, "echo", map[string]any{"text": "down"})
 	if err == nil || !strings.Contains(err.Error(), "remote unreachable") {
 		t.Fatalf("echo while down: err = %v, want remote unreachable", err)
 	}
@@ -350,11 +318,7 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 	}
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect through 502/503/504: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	if len(r.gateway) != 0 {
 		t.Errorf("%d gateway answers left unused", len(r.gateway))
 	}
@@ -375,15 +339,11 @@ func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	updated := make(chan string, 100)
-	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
 		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			updated <- req.Params.URI
 		},
 	})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
 	for _, uri := range []string{"test://hello", "test://dropped"} {
 		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
 			t.Fatalf("subscribe %s: %v", uri, err)
@@ -465,11 +425,7 @@ func TestRequestCutByRestartGetsAnError(t *testing.T) {
 	r.slow = make(chan struct{}, 1)
 	r.start()
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 
 	errc := make(chan error, 1)
 	go func() {
