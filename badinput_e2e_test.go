@@ -273,9 +273,7 @@ func TestChildThatStopsReading(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || stuck == "" {
 		t.Fatalf("initialize of the stuck child: %d, session %q", resp.StatusCode, stuck)
 	}
-	stuckPid := w.Logs.MustWait(t, "starting the stuck session", func(l testkit.Line) bool {
-		return l.Msg() == "session started" && l.Str("session") == stuck
-	}).Int("pid")
+	stuckPid := w.ChildPid(t, stuck)
 	stuckProc, _ := testkit.ReadProc(stuckPid)
 
 	// 24 MiB of notifications for a child that reads nothing: far more

@@ -56,7 +56,7 @@ func lastLine(t *testing.T, w *testkit.Process) testkit.Line {
 	t.Helper()
 	all := w.Logs.All()
 	for i := len(all) - 1; i >= 0; i-- {
-		if all[i]["unparsed"] == nil {
+		if all[i].Parsed() {
 			return all[i]
 		}
 	}
@@ -68,7 +68,7 @@ func lastLine(t *testing.T, w *testkit.Process) testkit.Line {
 // (main's "mcpwrap: <error>"), or "".
 func exitMessage(w *testkit.Process) string {
 	all := w.Logs.All()
-	if len(all) == 0 || all[len(all)-1]["unparsed"] == nil {
+	if len(all) == 0 || all[len(all)-1].Parsed() {
 		return ""
 	}
 	return all[len(all)-1].Msg()
@@ -187,9 +187,7 @@ func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
 
 	// DELETE: the session's child is killed after MCPWRAP_TERM_GRACE.
 	cs := w.Connect(t)
-	pgid := w.Logs.MustWait(t, "starting the session", func(l testkit.Line) bool {
-		return l.Msg() == "session started" && l.Str("session") == cs.ID()
-	}).Int("pid")
+	pgid := w.ChildPid(t, cs.ID())
 	w.Logs.MustWait(t, "from the fixture ignoring SIGTERM", func(l testkit.Line) bool {
 		return l.Str("session") == cs.ID() && l.Msg() == "everything: ignoring SIGTERM"
 	})
@@ -203,9 +201,7 @@ func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
 	w.Logs.MustWait(t, "escalating to SIGKILL", func(l testkit.Line) bool {
 		return l.Str("session") == cs.ID() && l.Msg() == "child ignored SIGTERM, sending SIGKILL to its group"
 	})
-	ended := w.Logs.MustWait(t, "ending the session", func(l testkit.Line) bool {
-		return l.Str("session") == cs.ID() && l.Msg() == "session ended"
-	})
+	ended := w.Ended(t, cs.ID())
 	if got := ended.Str("exit"); got != "killed by signal SIGKILL" {
 		t.Errorf("session ended with %q, want killed by signal SIGKILL", got)
 	}
@@ -380,9 +376,7 @@ func TestChildDeathAnswersInFlightRequests(t *testing.T) {
 			}
 			sessionGone(t, w, cs.ID())
 
-			ended := w.Logs.MustWait(t, "ending the session", func(l testkit.Line) bool {
-				return l.Str("session") == cs.ID() && l.Msg() == "session ended"
-			})
+			ended := w.Ended(t, cs.ID())
 			if ended.Str("exit") != tc.exit || ended.Int("in_flight") != 1 {
 				t.Errorf("session ended line %v, want exit %q and 1 in flight", ended, tc.exit)
 			}
@@ -474,9 +468,7 @@ func TestAsPID1(t *testing.T) {
 	if err := cs.Close(); err != nil {
 		t.Errorf("closing: %v", err)
 	}
-	ended := w.Logs.MustWait(t, "ending the last session", func(l testkit.Line) bool {
-		return l.Str("session") == cs.ID() && l.Msg() == "session ended"
-	})
+	ended := w.Ended(t, cs.ID())
 	if ended.Str("exit") != "exit status 0" {
 		t.Errorf("last session ended with %q, want exit status 0", ended.Str("exit"))
 	}

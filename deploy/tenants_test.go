@@ -66,10 +66,7 @@ func TestTenantEnvironments(t *testing.T) {
 		cs := connect(t, url, tok, nil)
 		pid := testkit.AskPid(t, cs)
 		children[name] = seen{cs.ID(), childEnv(t, pid)}
-		l := in.Logs.MustWait(t, "session started for "+name, func(l testkit.Line) bool {
-			return l.Msg() == "session started" && l.Str("session") == cs.ID()
-		})
-		if got := l.Str("tenant"); got != name {
+		if got := in.Started(t, cs.ID()).Str("tenant"); got != name {
 			t.Errorf("%s's session is logged with tenant %q", name, got)
 		}
 	}

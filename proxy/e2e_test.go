@@ -33,6 +33,13 @@ func newServer(t *testing.T) *server {
 	return s
 }
 
+// startServer is newServer, started.
+func startServer(t *testing.T) *server {
+	s := newServer(t)
+	s.start()
+	return s
+}
+
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
 // start runs mcpwrap and waits until it listens.
@@ -79,10 +86,8 @@ func exerciseEverything(t *testing.T, ctx context.Context, cs *mcp.ClientSession
 }
 
 func TestEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, 2*testTimeout)
+	srv := startServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
 	cs := mustConnect(t, ctx, cmd, nil)
 
@@ -155,8 +160,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestEndToEndColdStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	srv := newServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", srv.url("/mcp"))
 	cs := connectThroughColdStart(t, ctx, cmd, stderr, srv.start)
@@ -164,20 +168,16 @@ func TestEndToEndColdStart(t *testing.T) {
 }
 
 func TestEndToEndWrongToken(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, testTimeout)
+	srv := startServer(t)
 	const wrong = "not-the-token"
 	cmd, stderr := realShim(t, nil, "--token", wrong, srv.url("/mcp"))
 	checkTokenRejected(t, ctx, cmd, stderr, wrong)
 }
 
 func TestEndToEndSSE(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, testTimeout)
+	srv := startServer(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -133,6 +133,13 @@ func newRemote(t *testing.T, legacy bool) *remote {
 	return r
 }
 
+// startRemote is newRemote, started.
+func startRemote(t *testing.T, legacy bool) *remote {
+	r := newRemote(t, legacy)
+	r.start()
+	return r
+}
+
 func (r *remote) url() string {
 	if r.legacy {
 		return "http://" + r.addr + "/sse"
@@ -443,4 +450,11 @@ func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr
 	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
 		t.Errorf("the token leaked into the error or the log")
 	}
+}
+
+// testContext bounds a test's calls; it ends with the test.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -48,10 +48,8 @@ func exercise(t *testing.T, ctx context.Context, cs *mcp.ClientSession, tag stri
 }
 
 func TestStreamableTraffic(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "one")
@@ -110,10 +108,8 @@ func TestStreamableTraffic(t *testing.T) {
 }
 
 func TestSessionLossIsInvisible(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	changed := make(chan struct{}, 100)
 	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
@@ -155,8 +151,7 @@ func TestSessionLossIsInvisible(t *testing.T) {
 }
 
 func TestColdStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.reserve()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", r.url())
@@ -165,18 +160,15 @@ func TestColdStart(t *testing.T) {
 }
 
 func TestWrongToken(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	const wrong = "wrong-token-value"
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + wrong}, r.url())
 	checkTokenRejected(t, ctx, cmd, stderr, wrong)
 }
 
 func TestUnreachable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.reserve() // nothing listens there
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "1s", r.url())
@@ -191,10 +183,8 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestSSEFallback(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, true)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, true)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "legacy")
@@ -220,10 +210,8 @@ func TestSSEFallback(t *testing.T) {
 }
 
 func TestResumesClosedResponseStream(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	cs := mustConnect(t, ctx, cmd, nil)
 	// The remote ends the POST's stream before answering (SEP-1699); the
@@ -238,8 +226,7 @@ func TestResumesClosedResponseStream(t *testing.T) {
 }
 
 func TestStatelessRemote(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.stateless = true
 	r.start()
@@ -258,10 +245,8 @@ func TestStatelessRemote(t *testing.T) {
 }
 
 func TestCloseWhileRemoteDown(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
 	// A generous grace: this test is about exiting cleanly, not quickly.
@@ -287,10 +272,8 @@ func TestCloseWhileRemoteDown(t *testing.T) {
 }
 
 func TestOutageLongerThanRetryThenBack(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken, "MCPWRAP_PROXY_RETRY_FOR=1s"}, r.url())
 	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "up")
@@ -309,8 +292,7 @@ func TestOutageLongerThanRetryThenBack(t *testing.T) {
 }
 
 func TestGatewayErrorsAreRetried(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.gateway = make(chan int, 10)
 	for _, code := range []int{503, 502, 504, 503} {
@@ -333,10 +315,8 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 }
 
 func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	updated := make(chan string, 100)
 	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
@@ -383,8 +363,7 @@ func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
 }
 
 func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	// A careless remote that repeats the request's credentials in its
 	// error bodies.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -419,8 +398,7 @@ func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
 }
 
 func TestRequestCutByRestartGetsAnError(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.slow = make(chan struct{}, 1)
 	r.start()

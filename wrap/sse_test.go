@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -41,34 +42,13 @@ func (s *server) sseURL() string { return s.srv.URL + "/sse" }
 // removes a header.
 func request(t *testing.T, method, u, body string, headers map[string]string) (*http.Response, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	h := map[string]string{"Accept": "text/event-stream"}
+	if method != http.MethodPost {
+		h["Content-Type"] = ""
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, u, err)
-	}
-	return resp, string(b)
+	maps.Copy(h, headers)
+	status, header, b := testkit.Request{Method: method, URL: u, Token: token, Body: body, Headers: h}.Send(t)
+	return &http.Response{StatusCode: status, Header: header}, b
 }
 
 // sseEvent is one event of a stream read by hand; a comment has only text.

@@ -176,7 +176,10 @@ func (r Request) Send(t testing.TB) (int, http.Header, string) {
 		t.Fatalf("%s %s: %v", r.Method, r.URL, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body) // a cut body fails the caller's checks of it
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", r.Method, r.URL, err)
+	}
 	return resp.StatusCode, resp.Header, string(b)
 }
 

@@ -167,9 +167,6 @@ func (p *Process) Signal(sig syscall.Signal) {
 	}
 }
 
-// Exited is closed once mcpwrap has exited and its log is read to the end.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
 // WaitExit waits, generously, for mcpwrap to exit and returns its exit
 // code (-1 if a signal killed it).
 func (p *Process) WaitExit() int {
