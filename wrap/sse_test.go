@@ -92,21 +92,12 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
+	h := map[string]string{"Accept": "text/event-stream", "Content-Type": ""}
+	for _, more := range headers {
+		maps.Copy(h, more)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	for _, h := range headers {
-		for k, v := range h {
-			if v == "" {
-				req.Header.Del(k)
-			} else {
-				req.Header.Set(k, v)
-			}
-		}
-	}
+	// The stream lives as long as the test reads it: no deadline.
+	req := testkit.Request{Method: http.MethodGet, URL: u, Token: token, Headers: h}.New(t, context.Background())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)

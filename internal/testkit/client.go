@@ -142,15 +142,12 @@ type Request struct {
 	Headers map[string]string // set after the defaults; "" deletes one
 }
 
-// Send sends the request, within a generous bound, and returns the
-// status, headers and body of the answer.
-func (r Request) Send(t testing.TB) (int, http.Header, string) {
+// New builds the request, under ctx: defaults first, then Headers.
+func (r Request) New(t testing.TB, ctx context.Context) *http.Request {
 	t.Helper()
 	if r.Method == "" {
 		r.Method = http.MethodPost
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*Patience)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, strings.NewReader(r.Body))
 	if err != nil {
 		t.Fatal(err)
@@ -171,14 +168,24 @@ func (r Request) Send(t testing.TB) (int, http.Header, string) {
 			req.Header.Set(k, v)
 		}
 	}
+	return req
+}
+
+// Send sends the request, within a generous bound, and returns the
+// status, headers and body of the answer.
+func (r Request) Send(t testing.TB) (int, http.Header, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*Patience)
+	defer cancel()
+	req := r.New(t, ctx)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", r.Method, r.URL, err)
+		t.Fatalf("%s %s: %v", req.Method, r.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", r.Method, r.URL, err)
+		t.Fatalf("%s %s: reading the body: %v", req.Method, r.URL, err)
 	}
 	return resp.StatusCode, resp.Header, string(b)
 }
