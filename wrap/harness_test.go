@@ -22,27 +22,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// fixture is the example server, built once for every test: the real child
-// process mcpwrap wraps.
-var fixture string
-
 const token = "test-token-4f1c"
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wrap-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := testkit.Build(dir, testkit.Everything)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fixture = bins[0]
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.Main(m))
 }
 
 // server is mcpwrap's handler on a real listener at 127.0.0.1, wrapping the
@@ -57,6 +40,9 @@ type tweak func(*session.Options, *wrap.Options)
 
 func start(t testing.TB, tweaks ...tweak) *server {
 	t.Helper()
+	// The example server, built once for every test: the real child
+	// process mcpwrap wraps.
+	_, fixture := testkit.Programs(t)
 	sopts := session.Options{
 		Command:     session.Command{Path: fixture, Env: os.Environ()},
 		Process:     session.ProcessOptions{CloseGrace: time.Second, TermGrace: time.Second},
