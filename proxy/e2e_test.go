@@ -104,15 +104,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("list prompts: %+v, %v", prompts, err)
 	}
 	exerciseEverything(t, ctx, cs, "first")
-	for _, size := range []int{1 << 20, 10 << 20} {
-		text := strings.Repeat("c", size)
-		if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
-			t.Fatalf("echo of %d bytes: got %d bytes, %v", size, len(got), err)
-		}
-		if got, err := callText(ctx, cs, "big", map[string]any{"size": size}); err != nil || len(got) != size {
-			t.Fatalf("big %d: got %d bytes, %v", size, len(got), err)
-		}
-	}
+	checkBigMessages(t, ctx, cs, 1<<20, 10<<20)
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 10 {

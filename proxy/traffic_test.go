@@ -47,17 +47,11 @@ func exercise(t *testing.T, ctx context.Context, cs *mcp.ClientSession, tag stri
 	}
 }
 
-func TestStreamableTraffic(t *testing.T) {
-	ctx := testContext(t, testTimeout)
-	r := startRemote(t, false)
-	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs := mustConnect(t, ctx, cmd, nil)
-	exercise(t, ctx, cs, "one")
-
-	// Big messages both ways: far over any 64 KiB line buffer. The 10 MiB
-	// ones go through the real mcpwrap in TestEndToEnd; here they would
-	// mostly time the race detector on the SDK's JSON.
-	for _, size := range []int{1 << 20} {
+// checkBigMessages sends a message of each size both ways (echo, then big):
+// far over any 64 KiB line buffer.
+func checkBigMessages(t *testing.T, ctx context.Context, cs *mcp.ClientSession, sizes ...int) {
+	t.Helper()
+	for _, size := range sizes {
 		text := strings.Repeat("a", size)
 		if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
 			t.Fatalf("echo of %d bytes: got %d bytes, %v", size, len(got), err)
@@ -66,6 +60,18 @@ func TestStreamableTraffic(t *testing.T) {
 			t.Fatalf("big %d: got %d bytes, %v", size, len(got), err)
 		}
 	}
+}
+
+func TestStreamableTraffic(t *testing.T) {
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs := mustConnect(t, ctx, cmd, nil)
+	exercise(t, ctx, cs, "one")
+
+	// The 10 MiB messages go through the real mcpwrap in TestEndToEnd;
+	// here they would mostly time the race detector on the SDK's JSON.
+	checkBigMessages(t, ctx, cs, 1<<20)
 
 	// Many requests in flight at once, sampling among them; each must get
 	// its own answer.
