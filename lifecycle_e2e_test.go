@@ -126,7 +126,10 @@ func TestShutdownWithHundredSessions(t *testing.T) {
 		go func() {
 			params := &mcp.CallToolParams{Name: "progress", Arguments: map[string]any{"steps": 2, "ms": 120000}}
 			params.SetProgressToken("in-flight")
-			_, err := cs.CallTool(t.Context(), params)
+			res, err := cs.CallTool(t.Context(), params)
+			if err == nil && res.IsError {
+				err = fmt.Errorf("tool error: %+v", res.Content)
+			}
 			results <- err
 		}()
 	}

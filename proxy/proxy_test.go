@@ -435,15 +435,23 @@ func mustConnect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.Cli
 	return cs
 }
 
-// checkTokenRejected connects through a shim that holds the wrong token:
-// the connection must fail saying so, and the token must show nowhere.
-func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, wrong string) {
+// connectFails connects through a shim that must fail to connect (what says
+// how) and returns the error.
+func connectFails(t *testing.T, ctx context.Context, cmd *exec.Cmd, what string) error {
 	t.Helper()
 	cs, err := connect(t, ctx, cmd, nil)
 	if err == nil {
 		cs.Close()
-		t.Fatal("connect with a wrong token succeeded")
+		t.Fatalf("connect %s succeeded", what)
 	}
+	return err
+}
+
+// checkTokenRejected connects through a shim that holds the wrong token:
+// the connection must fail saying so, and the token must show nowhere.
+func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, wrong string) {
+	t.Helper()
+	err := connectFails(t, ctx, cmd, "with a wrong token")
 	if !strings.Contains(err.Error(), "rejected the token") {
 		t.Errorf("error %q does not say the token was rejected", err)
 	}

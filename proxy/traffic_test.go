@@ -178,11 +178,7 @@ func TestUnreachable(t *testing.T) {
 	r := newRemote(t, false)
 	r.reserve() // nothing listens there
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "1s", r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect to nothing succeeded")
-	}
+	err := connectFails(t, ctx, cmd, "to nothing")
 	if !strings.Contains(err.Error(), "remote unreachable") {
 		t.Errorf("error %q does not say the remote is unreachable", err)
 	}
@@ -388,11 +384,7 @@ func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
 
 	const apiKey = "key-0123456789"
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--header", "X-Api-Key: "+apiKey, "http://"+ln.Addr().String()+"/mcp")
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect to a failing remote succeeded")
-	}
+	err = connectFails(t, ctx, cmd, "to a failing remote")
 	if !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "[redacted]") {
 		t.Errorf("error %q should report the 500 with the secrets redacted", err)
 	}
