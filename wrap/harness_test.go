@@ -82,18 +82,27 @@ func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSessi
 	return testkit.Client{URL: url, Token: token, Options: opts}.MustConnect(t)
 }
 
-// transports are the two ways a client reaches the handler: the checks
-// that hold for both run over each.
-var transports = []struct {
+// transport is one way a client reaches the handler.
+type transport struct {
 	name    string
 	connect func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession
-}{
+}
+
+var transports = []transport{
 	{"Streamable HTTP", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
 		return connect(t, s.URL, opts)
 	}},
 	{"HTTP+SSE", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
 		return connectSSE(t, s.sseURL(), opts, "")
 	}},
+}
+
+// eachTransport runs a check that holds for both transports as a subtest
+// per transport, each with a server of its own.
+func eachTransport(t *testing.T, check func(t *testing.T, tr transport, s *server)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { check(t, tr, start(t)) })
+	}
 }
 
 func ctxFor(t *testing.T) context.Context {

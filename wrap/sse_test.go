@@ -2,7 +2,6 @@ package wrap_test
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -234,16 +233,14 @@ func pidOf(t *testing.T, cs *mcp.ClientSession) int {
 }
 
 // The child's requests travel on the stream, whichever version the client
-// asks for. "" is the SDK client's default: it probes with the stateless
-// server/discover first, is refused, and falls back to 2025-11-25.
+// asks for (the SDK's default: TestSamplingAndElicitationRoundTrips).
 func TestSSESamplingAndElicitationRoundTrips(t *testing.T) {
-	for _, version := range []string{"2024-11-05", "2025-11-25", ""} {
+	for _, version := range []string{"2024-11-05", "2025-11-25"} {
 		t.Run(version, func(t *testing.T) {
 			s := start(t)
 			cs := connectSSE(t, s.sseURL(), answering(), version)
-			want := cmp.Or(version, "2025-11-25")
-			if got := cs.InitializeResult().ProtocolVersion; got != want {
-				t.Fatalf("negotiated %q, want %q", got, want)
+			if got := cs.InitializeResult().ProtocolVersion; got != version {
+				t.Fatalf("negotiated %q, want %q", got, version)
 			}
 			checkSamplingAndElicitation(t, cs)
 		})

@@ -16,17 +16,22 @@ import (
 )
 
 func TestToolsResourcesPrompts(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			s := start(t)
-			checkToolsResourcesPrompts(t, tr.connect(t, s, nil))
-		})
-	}
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		checkToolsResourcesPrompts(t, tr.connect(t, s, nil))
+	})
 }
 
+// The child's requests reach the client on either transport. The SDK
+// client asks for no version: it probes with the stateless
+// server/discover first, is refused, and falls back to 2025-11-25.
 func TestSamplingAndElicitationRoundTrips(t *testing.T) {
-	s := start(t)
-	checkSamplingAndElicitation(t, connect(t, s.URL, answering()))
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		cs := tr.connect(t, s, answering())
+		if got := cs.InitializeResult().ProtocolVersion; got != "2025-11-25" {
+			t.Fatalf("negotiated %q, want 2025-11-25", got)
+		}
+		checkSamplingAndElicitation(t, cs)
+	})
 }
 
 func TestProgressReachesItsRequest(t *testing.T) {
@@ -67,35 +72,32 @@ func TestProgressReachesItsRequest(t *testing.T) {
 // outside any request reaches the client, on Streamable HTTP's GET stream or
 // the HTTP+SSE stream.
 func TestResourceUpdateReachesTheClient(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			s := start(t)
-			updated := make(chan string, 1)
-			cs := tr.connect(t, s, &mcp.ClientOptions{
-				ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-					select {
-					case updated <- req.Params.URI:
-					default:
-					}
-				},
-			})
-			ctx := ctxFor(t)
-			if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case uri := <-updated:
-				if uri != "test://watched-resource" {
-					t.Errorf("updated %q", uri)
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		updated := make(chan string, 1)
+		cs := tr.connect(t, s, &mcp.ClientOptions{
+			ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+				select {
+				case updated <- req.Params.URI:
+				default:
 				}
-			case <-ctx.Done():
-				t.Fatal("no notifications/resources/updated arrived")
-			}
+			},
 		})
-	}
+		ctx := ctxFor(t)
+		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case uri := <-updated:
+			if uri != "test://watched-resource" {
+				t.Errorf("updated %q", uri)
+			}
+		case <-ctx.Done():
+			t.Fatal("no notifications/resources/updated arrived")
+		}
+	})
 }
 
 func TestManySessionsEachWithItsOwnChild(t *testing.T) {
@@ -104,22 +106,16 @@ func TestManySessionsEachWithItsOwnChild(t *testing.T) {
 		"Streamable HTTP": {50, 10},
 		"HTTP+SSE":        {20, 5},
 	}
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			s := start(t)
-			size := sizes[tr.name]
-			checkManySessions(t, s, size.sessions, size.calls, func() *mcp.ClientSession { return tr.connect(t, s, nil) })
-		})
-	}
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		size := sizes[tr.name]
+		checkManySessions(t, s, size.sessions, size.calls, func() *mcp.ClientSession { return tr.connect(t, s, nil) })
+	})
 }
 
 func TestOneMebibyteEachWay(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) {
-			s := start(t)
-			checkOneMebibyteEachWay(t, tr.connect(t, s, nil))
-		})
-	}
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		checkOneMebibyteEachWay(t, tr.connect(t, s, nil))
+	})
 }
 
 func TestDeleteEndsTheSessionAndItsChild(t *testing.T) {
