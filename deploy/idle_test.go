@@ -14,17 +14,20 @@ import (
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
+// idleEnv is a short idle timeout, with keep-alives far more often.
+var idleEnv = env{
+	"MCPWRAP_TOKEN":                token,
+	"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
+	"MCPWRAP_KEEPALIVE":            "100ms",
+}
+
 // TestIdleSessionEndsDespiteKeepAlives leaves a session with nothing but
 // its open GET stream, which carries a keep-alive every 100 ms. The idle
 // timeout still ends the session, closes the stream and stops the child:
 // keep-alives are not activity, or the Fly proxy would never see the
 // Machine idle.
 func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
-	in := startMcpwrap(t, env{
-		"MCPWRAP_TOKEN":                token,
-		"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
-		"MCPWRAP_KEEPALIVE":            "100ms",
-	})
+	in := startMcpwrap(t, idleEnv)
 	url := in.Base + "/mcp"
 	id := in.OpenRaw(t)
 	pid := in.ChildPid(t, id)
@@ -76,11 +79,7 @@ func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
 // longer than the idle timeout and another with frequent requests: neither
 // is ended.
 func TestActiveSessionsOutliveTheIdleTimeout(t *testing.T) {
-	in := startMcpwrap(t, env{
-		"MCPWRAP_TOKEN":                token,
-		"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
-		"MCPWRAP_KEEPALIVE":            "100ms",
-	})
+	in := startMcpwrap(t, idleEnv)
 	url := in.Base + "/mcp"
 
 	t.Run("a call running past the timeout", func(t *testing.T) {
