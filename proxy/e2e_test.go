@@ -59,7 +59,7 @@ func (s *server) stop() {
 
 // realShim returns the real `mcpwrap proxy args...` as a command for the
 // SDK client.
-func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *testkit.LogBook) {
 	t.Helper()
 	mcpwrapBin, _ := testkit.Programs(t)
 	return shim(t, exec.Command(mcpwrapBin, append([]string{"proxy"}, args...)...), env)
@@ -131,7 +131,7 @@ func TestEndToEnd(t *testing.T) {
 	srv.stop()
 	srv.start()
 	exerciseEverything(t, ctx, cs, "after-restart")
-	if !strings.Contains(stderr.String(), "re-initialized it transparently") {
+	if !strings.Contains(stderr.Text(), "re-initialized it transparently") {
 		t.Errorf("shim did not log the re-initialization")
 	}
 
@@ -141,7 +141,7 @@ func TestEndToEnd(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("shim exit code %d, want 0", code)
 	}
-	if strings.Contains(stderr.String(), testToken) {
+	if strings.Contains(stderr.Text(), testToken) {
 		t.Errorf("the token appears in the shim's log")
 	}
 	// Only the shim's DELETE can end the session of this mcpwrap (started
@@ -177,7 +177,7 @@ func TestEndToEndSSE(t *testing.T) {
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN_FILE=" + tokenFile}, srv.url("/sse"))
 	cs := mustConnect(t, ctx, cmd, nil)
 	exerciseEverything(t, ctx, cs, "sse")
-	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
+	if !strings.Contains(stderr.Text(), "remote speaks HTTP+SSE") {
 		t.Errorf("shim did not log the fallback to HTTP+SSE")
 	}
 	if err := cs.Close(); err != nil {

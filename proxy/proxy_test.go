@@ -55,27 +55,9 @@ const (
 	maxBody = 16 << 20
 )
 
-// syncBuffer collects a child's stderr while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // shimCommand returns the test binary set up to run `mcpwrap proxy args...`
 // with the given extra environment.
-func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *testkit.LogBook) {
 	t.Helper()
 	a, err := json.Marshal(args)
 	if err != nil {
@@ -86,14 +68,14 @@ func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBu
 
 // shim sets up a command that runs the shim: debug logs on its stderr,
 // shown if the test fails.
-func shim(t *testing.T, cmd *exec.Cmd, env []string) (*exec.Cmd, *syncBuffer) {
+func shim(t *testing.T, cmd *exec.Cmd, env []string) (*exec.Cmd, *testkit.LogBook) {
 	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)
-	stderr := &syncBuffer{}
+	stderr := testkit.NewLogBook()
 	cmd.Stderr = stderr
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("shim stderr:\n%s", stderr.String())
+			t.Logf("shim stderr:\n%s", stderr.Dump())
 		}
 	})
 	return cmd, stderr
@@ -400,7 +382,7 @@ func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[
 // connectThroughColdStart connects a client through the shim while the
 // remote is down, and brings the remote up only once the shim has been
 // turned away twice: the shim must keep knocking until it answers.
-func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, start func()) *mcp.ClientSession {
+func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *testkit.LogBook, start func()) *mcp.ClientSession {
 	t.Helper()
 	type result struct {
 		cs  *mcp.ClientSession
@@ -412,7 +394,7 @@ func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, s
 		connected <- result{cs, err}
 	}()
 	testkit.Eventually(t, "the shim to find the remote not ready twice", func() bool {
-		return strings.Count(stderr.String(), "remote not ready; retrying") >= 2
+		return len(stderr.Find(func(l testkit.Line) bool { return l.Msg() == "remote not ready; retrying" })) >= 2
 	})
 	start()
 	r := <-connected
@@ -449,13 +431,13 @@ func connectFails(t *testing.T, ctx context.Context, cmd *exec.Cmd, what string)
 
 // checkTokenRejected connects through a shim that holds the wrong token:
 // the connection must fail saying so, and the token must show nowhere.
-func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *syncBuffer, wrong string) {
+func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *testkit.LogBook, wrong string) {
 	t.Helper()
 	err := connectFails(t, ctx, cmd, "with a wrong token")
 	if !strings.Contains(err.Error(), "rejected the token") {
 		t.Errorf("error %q does not say the token was rejected", err)
 	}
-	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
+	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.Text(), wrong) {
 		t.Errorf("the token leaked into the error or the log")
 	}
 }

@@ -108,7 +108,7 @@ func TestStreamableTraffic(t *testing.T) {
 	if n := r.deletes.Load(); n != 1 {
 		t.Errorf("remote saw %d successful DELETEs, want 1", n)
 	}
-	if strings.Contains(stderr.String(), testToken) {
+	if strings.Contains(stderr.Text(), testToken) {
 		t.Errorf("the token appears in the shim's log")
 	}
 }
@@ -129,7 +129,7 @@ func TestSessionLossIsInvisible(t *testing.T) {
 		r.start()
 		exercise(t, ctx, cs, fmt.Sprintf("after-restart-%d", round))
 	}
-	if got := strings.Count(stderr.String(), "re-initialized it transparently"); got < 2 {
+	if got := strings.Count(stderr.Text(), "re-initialized it transparently"); got < 2 {
 		t.Errorf("shim logged %d re-initializations, want at least 2", got)
 	}
 
@@ -190,7 +190,7 @@ func TestSSEFallback(t *testing.T) {
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "legacy")
-	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
+	if !strings.Contains(stderr.Text(), "remote speaks HTTP+SSE") {
 		t.Errorf("shim did not log the fallback")
 	}
 	text := strings.Repeat("b", 1<<20)
@@ -221,7 +221,7 @@ func TestResumesClosedResponseStream(t *testing.T) {
 	if got, err := callText(ctx, cs, "reconnect", nil); err != nil || got != "answered after the stream closed" {
 		t.Fatalf("reconnect = %q, %v", got, err)
 	}
-	if !strings.Contains(stderr.String(), "resuming with Last-Event-ID") {
+	if !strings.Contains(stderr.Text(), "resuming with Last-Event-ID") {
 		t.Errorf("the shim did not resume the response stream")
 	}
 	exercise(t, ctx, cs, "after-resume")
@@ -268,7 +268,7 @@ func TestCloseWhileRemoteDown(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("shim exit code %d, want 0", code)
 	}
-	if !strings.Contains(stderr.String(), "could not end the remote session") {
+	if !strings.Contains(stderr.Text(), "could not end the remote session") {
 		t.Errorf("shim did not log that the DELETE failed")
 	}
 }
@@ -307,7 +307,7 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 		t.Errorf("%d gateway answers left unused", len(r.gateway))
 	}
 	for _, code := range []string{"503", "502", "504"} {
-		if !strings.Contains(stderr.String(), `"reason":"`+code) {
+		if !strings.Contains(stderr.Text(), `"reason":"`+code) {
 			t.Errorf("no retry logged for %s", code)
 		}
 	}
@@ -359,7 +359,7 @@ func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
 	if len(got) == 0 || got[0] != "test://hello" {
 		t.Fatalf("updates after the restart: %q, want test://hello", got)
 	}
-	if strings.Contains(stderr.String(), "could not restore") {
+	if strings.Contains(stderr.Text(), "could not restore") {
 		t.Errorf("the shim failed to restore the session setup")
 	}
 }
@@ -389,7 +389,7 @@ func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
 		t.Errorf("error %q should report the 500 with the secrets redacted", err)
 	}
 	for _, secret := range []string{testToken, apiKey} {
-		if strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) {
+		if strings.Contains(err.Error(), secret) || strings.Contains(stderr.Text(), secret) {
 			t.Errorf("%q leaked into the error or the log", secret)
 		}
 	}

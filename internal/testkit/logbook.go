@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,15 +38,17 @@ func (l Line) Parsed() bool { return l["unparsed"] == nil }
 var ErrLogEnded = errors.New("the log ended")
 
 // LogBook keeps every line a process logs, and lets tests wait for one.
+// Read fills it from a pipe; as an io.Writer it can be a command's Stderr.
 type LogBook struct {
 	mu      sync.Mutex // guards the fields below
 	lines   []Line
 	raw     []string
+	partial []byte // written, not yet ended by a newline
 	ended   bool
 	changed chan struct{} // closed and replaced on every new line, and at the end
 }
 
-// NewLogBook returns an empty log book; Read fills it.
+// NewLogBook returns an empty log book.
 func NewLogBook() *LogBook {
 	return &LogBook{changed: make(chan struct{})}
 }
@@ -55,20 +58,39 @@ func (b *LogBook) Read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for sc.Scan() {
-		var l Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l == nil {
-			l = Line{"message": sc.Text(), "unparsed": true}
-		}
 		b.mu.Lock()
-		b.lines = append(b.lines, l)
-		b.raw = append(b.raw, sc.Text())
-		b.notifyLocked()
+		b.addLocked(sc.Text())
 		b.mu.Unlock()
 	}
 	b.mu.Lock()
 	b.ended = true
 	b.notifyLocked()
 	b.mu.Unlock()
+}
+
+// Write keeps every line written.
+func (b *LogBook) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.partial = append(b.partial, p...)
+	for {
+		i := bytes.IndexByte(b.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		b.addLocked(string(b.partial[:i]))
+		b.partial = b.partial[i+1:]
+	}
+}
+
+func (b *LogBook) addLocked(raw string) {
+	var l Line
+	if err := json.Unmarshal([]byte(raw), &l); err != nil || l == nil {
+		l = Line{"message": raw, "unparsed": true}
+	}
+	b.lines = append(b.lines, l)
+	b.raw = append(b.raw, raw)
+	b.notifyLocked()
 }
 
 func (b *LogBook) notifyLocked() {
@@ -94,11 +116,12 @@ func (b *LogBook) Find(f func(Line) bool) []Line {
 	return out
 }
 
-// Text is the whole log as it was written.
+// Text is the whole log as it was written, an unfinished last line
+// included.
 func (b *LogBook) Text() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return strings.Join(b.raw, "\n")
+	return strings.Join(append(slices.Clone(b.raw), string(b.partial)), "\n")
 }
 
 // Wait returns the first line matching f, waiting up to limit for it. It
@@ -153,6 +176,10 @@ func (b *LogBook) Dump() string {
 			r = r[:2000] + "…"
 		}
 		sb.WriteString(r)
+		sb.WriteByte('\n')
+	}
+	if len(b.partial) > 0 {
+		sb.Write(b.partial)
 		sb.WriteByte('\n')
 	}
 	if b.ended {
