@@ -159,7 +159,7 @@ func TestReplayAnswers(t *testing.T) {
 	const ping = `{"jsonrpc":"2.0","id":7,"method":"ping"}`
 
 	t.Run("another Machine's session is replayed there", func(t *testing.T) {
-		status, header, body := testkit.Request{URL: b.Base + "/mcp", Token: token, Session: live, Body: ping}.Send(t)
+		status, header, body := b.Send(t, testkit.Request{Session: live, Body: ping})
 		if status != http.StatusMisdirectedRequest || header.Get("Fly-Replay") != "instance="+machineA {
 			t.Errorf("got %d with Fly-Replay %q (%s), want 421 and instance=%s",
 				status, header.Get("Fly-Replay"), body, machineA)
@@ -167,7 +167,7 @@ func TestReplayAnswers(t *testing.T) {
 	})
 	t.Run("the replayed request itself is not replayed again", func(t *testing.T) {
 		src := map[string]string{"Fly-Replay-Src": "instance=" + machineA + ";t=1"}
-		status, header, _ := testkit.Request{URL: b.Base + "/mcp", Token: token, Session: live, Headers: src, Body: ping}.Send(t)
+		status, header, _ := b.Send(t, testkit.Request{Session: live, Headers: src, Body: ping})
 		if status != http.StatusNotFound || header.Get("Fly-Replay") != "" {
 			t.Errorf("got %d with Fly-Replay %q, want 404 and no replay", status, header.Get("Fly-Replay"))
 		}
@@ -190,7 +190,7 @@ func TestReplayAnswers(t *testing.T) {
 		// The Machine must not wait for (or refuse) a body it will not use.
 		body := `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` +
 			strings.Repeat("y", 2<<20) + `"}}}`
-		status, header, _ := testkit.Request{URL: b.Base + "/mcp", Token: token, Session: live, Body: body}.Send(t)
+		status, header, _ := b.Send(t, testkit.Request{Session: live, Body: body})
 		if status != http.StatusMisdirectedRequest || header.Get("Fly-Replay") != "instance="+machineA {
 			t.Errorf("got %d with Fly-Replay %q", status, header.Get("Fly-Replay"))
 		}
@@ -201,7 +201,7 @@ func TestReplayAnswers(t *testing.T) {
 		"our own id, never issued":           machineB + ".f0b6b1b4-4c4e-4a43-9d8b-3c1f0e0d9a77",
 	} {
 		t.Run(name+" is 404", func(t *testing.T) {
-			status, header, body := testkit.Request{URL: b.Base + "/mcp", Token: token, Session: id, Body: ping}.Send(t)
+			status, header, body := b.Send(t, testkit.Request{Session: id, Body: ping})
 			if status != http.StatusNotFound || header.Get("Fly-Replay") != "" {
 				t.Errorf("%s: %d with Fly-Replay %q (%s), want 404", id, status, header.Get("Fly-Replay"), body)
 			}
