@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -30,7 +31,7 @@ func countResources(t *testing.T) resources {
 		t.Fatal(err)
 	}
 	children := 0
-	for _, p := range procTable() {
+	for _, p := range testkit.Procs() {
 		if p.PPid == os.Getpid() {
 			children++
 		}
@@ -49,7 +50,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	reg := session.NewRegistry(session.Options{
-		Command:     child.Command{Path: fixture, Env: []string{"PATH=" + os.Getenv("PATH")}},
+		Command:     child.Command{Path: fixture(t), Env: []string{"PATH=" + os.Getenv("PATH")}},
 		Child:       child.Options{CloseGrace: time.Second, TermGrace: time.Second},
 		MaxSessions: 2 * parallel,
 	}, log)
@@ -60,7 +61,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	}, reg, log))
 	defer srv.Close()
 	transport := &http.Transport{MaxIdleConnsPerHost: parallel}
-	httpClient := &http.Client{Transport: bearer{e2eToken, transport}}
+	httpClient := &http.Client{Transport: testkit.Bearer{Token: e2eToken, Base: transport}}
 
 	// One round trip, so that whatever is made once per process (the
 	// client's and server's pools, timers) is there before counting.
@@ -70,7 +71,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, err := call(ctx, cs, "echo", map[string]any{"text": "x"}); err != nil {
+		if _, err := testkit.Call(ctx, cs, "echo", map[string]any{"text": "x"}); err != nil {
 			cs.Close()
 			return err
 		}

@@ -1,25 +1,11 @@
 package deploy_test
 
 import (
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
-
-// waitExit waits, generously, for the process to exit on its own.
-func (in *instance) waitExit(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-in.exited:
-		return in.exitCode
-	case <-time.After(60 * time.Second):
-		t.Fatalf("mcpwrap pid %d still runs after 60s", in.cmd.Process.Pid)
-		return -1
-	}
-}
 
 // TestExitWhenIdle: with MCPWRAP_EXIT_WHEN_IDLE, a process nobody uses exits
 // 0 by itself, so the Machine under it stops even without the proxy's help.
@@ -27,12 +13,12 @@ func TestExitWhenIdle(t *testing.T) {
 	t.Run("never used", func(t *testing.T) {
 		t.Parallel()
 		in := startMcpwrap(t, env{"MCPWRAP_TOKEN": token, "MCPWRAP_EXIT_WHEN_IDLE": "1s"})
-		if code := in.waitExit(t); code != 0 {
+		if code := in.WaitExit(); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
-		if _, ok := in.find(func(l logLine) bool {
+		if len(in.Logs.Find(func(l testkit.Line) bool {
 			return l.Msg() == "shutting down" && strings.HasPrefix(l.Str("reason"), "no session for")
-		}); !ok {
+		})) == 0 {
 			t.Error(`no "shutting down" log line with reason "no session for ..."`)
 		}
 	})
@@ -49,18 +35,15 @@ func TestExitWhenIdle(t *testing.T) {
 			"MCPWRAP_KEEPALIVE":            "100ms",
 		})
 		cs := connect(t, in.Base+"/mcp", token, nil) // opens its GET stream
-		pid, err := strconv.Atoi(call(t, cs, "pid", nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		call(t, cs, "sleep", map[string]any{"ms": 3000})
-		if code := in.waitExit(t); code != 0 {
+		pid := testkit.AskPid(t, cs)
+		testkit.MustCall(t, cs, "sleep", map[string]any{"ms": 3000})
+		if code := in.WaitExit(); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
 		if testkit.Alive(pid) {
 			t.Errorf("the session's child %d outlived mcpwrap", pid)
 		}
-		if _, ok := in.find(func(l logLine) bool { return l.Msg() == "ending idle session" }); !ok {
+		if len(in.Logs.Find(func(l testkit.Line) bool { return l.Msg() == "ending idle session" })) == 0 {
 			t.Error("the session did not end by the idle timeout")
 		}
 	})

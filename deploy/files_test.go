@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 // The deployment files cannot be built or deployed here (no Docker daemon,
@@ -114,6 +116,7 @@ func (s stage) env(t *testing.T) map[string]string {
 // its -help output.
 func knownVariables(t *testing.T) map[string]bool {
 	t.Helper()
+	mcpwrapBin, _ := testkit.Programs(t)
 	out, _ := exec.Command(mcpwrapBin, "-help").CombinedOutput()
 	known := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\((MCPWRAP_[A-Z_]+)\)`).FindAllStringSubmatch(string(out), -1) {
@@ -128,6 +131,7 @@ func knownVariables(t *testing.T) map[string]bool {
 // defaultShutdown is MCPWRAP_SHUTDOWN_TIMEOUT's default, from -help.
 func defaultShutdown(t *testing.T) time.Duration {
 	t.Helper()
+	mcpwrapBin, _ := testkit.Programs(t)
 	out, _ := exec.Command(mcpwrapBin, "-help").CombinedOutput()
 	m := regexp.MustCompile(`\(MCPWRAP_SHUTDOWN_TIMEOUT\) \(default ([0-9a-z.]+)\)`).FindStringSubmatch(string(out))
 	if m == nil {
@@ -196,7 +200,7 @@ func serves(t *testing.T, vars map[string]string) {
 		}
 	}
 	in := startMcpwrap(t, e)
-	if status, _ := in.health(t); status != http.StatusOK {
+	if status, _ := in.Health(t); status != http.StatusOK {
 		t.Errorf("/healthz: %d, want 200", status)
 	}
 }
@@ -346,7 +350,8 @@ func TestDockerfiles(t *testing.T) {
 			// The real binary accepts the image's settings and serves.
 			serves(t, vars)
 			// Without a token, the image refuses to serve anyone, loudly.
-			cmd := exec.Command(mcpwrapBin, append([]string{"--"}, fixture)...)
+			mcpwrapBin, fixture := testkit.Programs(t)
+			cmd := exec.Command(mcpwrapBin, "--", fixture)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 			for k, v := range vars {
 				if strings.HasPrefix(k, "MCPWRAP_") {

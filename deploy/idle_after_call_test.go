@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 // TestIdleAfterALongCall ends a call that ran longer than the idle timeout
@@ -14,7 +16,7 @@ func TestIdleAfterALongCall(t *testing.T) {
 		"MCPWRAP_SESSION_IDLE_TIMEOUT": "4s",
 	})
 	cs := connect(t, in.Base+"/mcp", token, nil)
-	call(t, cs, "sleep", map[string]any{"ms": 8000})
+	testkit.MustCall(t, cs, "sleep", map[string]any{"ms": 8000})
 	time.Sleep(2 * time.Second)
-	call(t, cs, "pid", nil)
+	testkit.MustCall(t, cs, "pid", nil)
 }

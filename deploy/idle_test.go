@@ -14,20 +14,23 @@ import (
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
+// idleEnv is a short idle timeout, with keep-alives far more often.
+var idleEnv = env{
+	"MCPWRAP_TOKEN":                token,
+	"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
+	"MCPWRAP_KEEPALIVE":            "100ms",
+}
+
 // TestIdleSessionEndsDespiteKeepAlives leaves a session with nothing but
 // its open GET stream, which carries a keep-alive every 100 ms. The idle
 // timeout still ends the session, closes the stream and stops the child:
 // keep-alives are not activity, or the Fly proxy would never see the
 // Machine idle.
 func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
-	in := startMcpwrap(t, env{
-		"MCPWRAP_TOKEN":                token,
-		"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
-		"MCPWRAP_KEEPALIVE":            "100ms",
-	})
+	in := startMcpwrap(t, idleEnv)
 	url := in.Base + "/mcp"
-	id := openRaw(t, url, token)
-	pid := in.childPid(t, id)
+	id := in.OpenRaw(t)
+	pid := in.ChildPid(t, id)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -63,12 +66,12 @@ func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
 	if keepAlives < 3 {
 		t.Errorf("the stream carried %d keep-alives before it closed, want several: the test did not test keep-alives", keepAlives)
 	}
-	in.waitLog(t, "ending idle session", func(l logLine) bool {
+	in.Logs.MustWait(t, "ending idle session", func(l testkit.Line) bool {
 		return l.Msg() == "ending idle session" && l.Str("session") == id
 	})
 	testkit.Eventually(t, "the idle session's child to exit", func() bool { return !testkit.Alive(pid) })
-	if resp, body := rawPost(t, url, token, id, nil, `{"jsonrpc":"2.0","id":2,"method":"ping"}`); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("request to the ended session: %d %s, want 404", resp.StatusCode, body)
+	if status, _, body := in.Send(t, testkit.Request{Session: id, Body: `{"jsonrpc":"2.0","id":2,"method":"ping"}`}); status != http.StatusNotFound {
+		t.Errorf("request to the ended session: %d %s, want 404", status, body)
 	}
 }
 
@@ -76,24 +79,20 @@ func TestIdleSessionEndsDespiteKeepAlives(t *testing.T) {
 // longer than the idle timeout and another with frequent requests: neither
 // is ended.
 func TestActiveSessionsOutliveTheIdleTimeout(t *testing.T) {
-	in := startMcpwrap(t, env{
-		"MCPWRAP_TOKEN":                token,
-		"MCPWRAP_SESSION_IDLE_TIMEOUT": "2s",
-		"MCPWRAP_KEEPALIVE":            "100ms",
-	})
+	in := startMcpwrap(t, idleEnv)
 	url := in.Base + "/mcp"
 
 	t.Run("a call running past the timeout", func(t *testing.T) {
 		t.Parallel()
 		cs := connect(t, url, token, nil)
-		if got := call(t, cs, "sleep", map[string]any{"ms": 5000}); got == "" {
+		if got := testkit.MustCall(t, cs, "sleep", map[string]any{"ms": 5000}); got == "" {
 			t.Error("sleep returned nothing")
 		}
 	})
 	t.Run("requests more often than the timeout", func(t *testing.T) {
 		t.Parallel()
 		cs := connect(t, url, token, nil)
-		pid := call(t, cs, "pid", nil)
+		pid := testkit.MustCall(t, cs, "pid", nil)
 		for i := range 25 { // 5 s, more than twice the timeout
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := cs.Ping(ctx, nil)
@@ -103,7 +102,7 @@ func TestActiveSessionsOutliveTheIdleTimeout(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if got := call(t, cs, "pid", nil); got != pid {
+		if got := testkit.MustCall(t, cs, "pid", nil); got != pid {
 			t.Errorf("pid %s, then %s: the session was replaced", pid, got)
 		}
 		if _, err := strconv.Atoi(pid); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +21,7 @@ const (
 
 // twoMachines starts two mcpwrap processes as two Machines of one app, and
 // the router in front of them.
-func twoMachines(t *testing.T, pick func(*http.Request) string) (a, b *instance, rt *router, url string) {
+func twoMachines(t *testing.T, pick func(*http.Request) string) (a, b *testkit.Process, rt *router, url string) {
 	t.Helper()
 	a = startMcpwrap(t, env{"FLY_MACHINE_ID": machineA, "MCPWRAP_TOKEN": token})
 	b = startMcpwrap(t, env{"FLY_MACHINE_ID": machineB, "MCPWRAP_TOKEN": token})
@@ -67,14 +66,11 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 	}
 
 	// Every call lands on B and is replayed to A, where the child runs.
-	pid, err := strconv.Atoi(call(t, cs, "pid", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := a.childPid(t, cs.ID()); pid != want {
+	pid := testkit.AskPid(t, cs)
+	if want := a.ChildPid(t, cs.ID()); pid != want {
 		t.Errorf("tool ran in pid %d, want A's child %d", pid, want)
 	}
-	if got := call(t, cs, "echo", map[string]any{"text": "through B to A"}); got != "through B to A" {
+	if got := testkit.MustCall(t, cs, "echo", map[string]any{"text": "through B to A"}); got != "through B to A" {
 		t.Errorf("echo = %q", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -97,7 +93,7 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
 		t.Fatalf("resources/subscribe: %v", err)
 	}
-	call(t, cs, "touch", map[string]any{"uri": uri})
+	testkit.MustCall(t, cs, "touch", map[string]any{"uri": uri})
 	testkit.Eventually(t, "notifications/resources/updated through the replayed streams", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -118,10 +114,10 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 			t.Errorf("unexpected replay %+v", r)
 		}
 	}
-	if _, n := a.health(t); n != 1 {
+	if _, n := a.Health(t); n != 1 {
 		t.Errorf("A holds %d sessions, want 1", n)
 	}
-	if _, n := b.health(t); n != 0 {
+	if _, n := b.Health(t); n != 0 {
 		t.Errorf("B holds %d sessions, want 0: no request may start a session on the wrong Machine", n)
 	}
 
@@ -129,7 +125,7 @@ func TestSessionFollowsItsMachine(t *testing.T) {
 	if err := cs.Close(); err != nil {
 		t.Errorf("closing the session: %v", err)
 	}
-	testkit.Eventually(t, "A's session to end", func() bool { _, n := a.health(t); return n == 0 })
+	testkit.Eventually(t, "A's session to end", func() bool { _, n := a.Health(t); return n == 0 })
 	testkit.Eventually(t, "A's child to exit", func() bool { return !testkit.Alive(pid) })
 }
 
@@ -140,13 +136,13 @@ func TestLargeRequestOnItsMachine(t *testing.T) {
 	cs := connect(t, url, token, nil)
 
 	big := strings.Repeat("x", 3<<20/2) // 1.5 MiB of text, more in JSON
-	if got := call(t, cs, "echo", map[string]any{"text": big}); got != big {
+	if got := testkit.MustCall(t, cs, "echo", map[string]any{"text": big}); got != big {
 		t.Errorf("echo of %d bytes returned %d bytes", len(big), len(got))
 	}
 	if n := len(rt.replayed()); n != 0 {
 		t.Errorf("%d replays, want none: every request went to the right Machine", n)
 	}
-	if _, n := a.health(t); n != 1 {
+	if _, n := a.Health(t); n != 1 {
 		t.Errorf("A holds %d sessions, want 1", n)
 	}
 }
@@ -156,24 +152,24 @@ func TestLargeRequestOnItsMachine(t *testing.T) {
 func TestReplayAnswers(t *testing.T) {
 	a := startMcpwrap(t, env{"FLY_MACHINE_ID": machineA, "MCPWRAP_TOKEN": token})
 	b := startMcpwrap(t, env{"FLY_MACHINE_ID": machineB, "MCPWRAP_TOKEN": token})
-	live := openRaw(t, a.Base+"/mcp", token)
+	live := a.OpenRaw(t)
 	if !strings.HasPrefix(live, machineA+".") {
 		t.Fatalf("session id %q does not name Machine A", live)
 	}
 	const ping = `{"jsonrpc":"2.0","id":7,"method":"ping"}`
 
 	t.Run("another Machine's session is replayed there", func(t *testing.T) {
-		resp, body := rawPost(t, b.Base+"/mcp", token, live, nil, ping)
-		if resp.StatusCode != http.StatusMisdirectedRequest || resp.Header.Get("Fly-Replay") != "instance="+machineA {
+		status, header, body := b.Send(t, testkit.Request{Session: live, Body: ping})
+		if status != http.StatusMisdirectedRequest || header.Get("Fly-Replay") != "instance="+machineA {
 			t.Errorf("got %d with Fly-Replay %q (%s), want 421 and instance=%s",
-				resp.StatusCode, resp.Header.Get("Fly-Replay"), body, machineA)
+				status, header.Get("Fly-Replay"), body, machineA)
 		}
 	})
 	t.Run("the replayed request itself is not replayed again", func(t *testing.T) {
 		src := map[string]string{"Fly-Replay-Src": "instance=" + machineA + ";t=1"}
-		resp, _ := rawPost(t, b.Base+"/mcp", token, live, src, ping)
-		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Fly-Replay") != "" {
-			t.Errorf("got %d with Fly-Replay %q, want 404 and no replay", resp.StatusCode, resp.Header.Get("Fly-Replay"))
+		status, header, _ := b.Send(t, testkit.Request{Session: live, Headers: src, Body: ping})
+		if status != http.StatusNotFound || header.Get("Fly-Replay") != "" {
+			t.Errorf("got %d with Fly-Replay %q, want 404 and no replay", status, header.Get("Fly-Replay"))
 		}
 	})
 	t.Run("a GET stream is replayed too", func(t *testing.T) {
@@ -194,9 +190,9 @@ func TestReplayAnswers(t *testing.T) {
 		// The Machine must not wait for (or refuse) a body it will not use.
 		body := `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` +
 			strings.Repeat("y", 2<<20) + `"}}}`
-		resp, _ := rawPost(t, b.Base+"/mcp", token, live, nil, body)
-		if resp.StatusCode != http.StatusMisdirectedRequest || resp.Header.Get("Fly-Replay") != "instance="+machineA {
-			t.Errorf("got %d with Fly-Replay %q", resp.StatusCode, resp.Header.Get("Fly-Replay"))
+		status, header, _ := b.Send(t, testkit.Request{Session: live, Body: body})
+		if status != http.StatusMisdirectedRequest || header.Get("Fly-Replay") != "instance="+machineA {
+			t.Errorf("got %d with Fly-Replay %q", status, header.Get("Fly-Replay"))
 		}
 	})
 	for name, id := range map[string]string{
@@ -205,9 +201,9 @@ func TestReplayAnswers(t *testing.T) {
 		"our own id, never issued":           machineB + ".f0b6b1b4-4c4e-4a43-9d8b-3c1f0e0d9a77",
 	} {
 		t.Run(name+" is 404", func(t *testing.T) {
-			resp, body := rawPost(t, b.Base+"/mcp", token, id, nil, ping)
-			if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Fly-Replay") != "" {
-				t.Errorf("%s: %d with Fly-Replay %q (%s), want 404", id, resp.StatusCode, resp.Header.Get("Fly-Replay"), body)
+			status, header, body := b.Send(t, testkit.Request{Session: id, Body: ping})
+			if status != http.StatusNotFound || header.Get("Fly-Replay") != "" {
+				t.Errorf("%s: %d with Fly-Replay %q (%s), want 404", id, status, header.Get("Fly-Replay"), body)
 			}
 		})
 	}
@@ -226,13 +222,13 @@ func TestReplayAnswers(t *testing.T) {
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE through B: %d, want 204", resp.StatusCode)
 		}
-		resp, body := rawPost(t, front+"/mcp", token, live, nil, ping)
+		status, _, body := testkit.Request{URL: front + "/mcp", Token: token, Session: live, Body: ping}.Send(t)
 		var msg struct {
 			Error struct{ Code int } `json:"error"`
 		}
 		_ = json.Unmarshal([]byte(body), &msg)
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("ended session through B: %d %s, want 404", resp.StatusCode, body)
+		if status != http.StatusNotFound {
+			t.Errorf("ended session through B: %d %s, want 404", status, body)
 		}
 		if got := rt.replayed(); len(got) != 2 || got[1].To != machineA || got[1].Status != http.StatusNotFound {
 			t.Errorf("replays %+v, want the DELETE and then the POST replayed to A, answered 404", got)
@@ -250,26 +246,13 @@ func TestLegacySessionFollowsItsMachine(t *testing.T) {
 		}
 		return machineB
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	client := mcp.NewClient(&mcp.Implementation{Name: "deploy-test-legacy", Version: "1"}, nil)
-	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{
-		Endpoint:   strings.TrimSuffix(url, "/mcp") + "/sse",
-		HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}},
-	}, nil)
-	if err != nil {
-		t.Fatalf("connecting over HTTP+SSE: %v", err)
-	}
-	defer cs.Close()
+	cs := testkit.Client{URL: strings.TrimSuffix(url, "/mcp") + "/sse", Token: token, Legacy: true}.MustConnect(t)
 
-	pid, err := strconv.Atoi(call(t, cs, "pid", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := testkit.AskPid(t, cs)
 	if !testkit.Alive(pid) {
 		t.Fatalf("pid %d is not running", pid)
 	}
-	if got := call(t, cs, "echo", map[string]any{"text": "legacy via B"}); got != "legacy via B" {
+	if got := testkit.MustCall(t, cs, "echo", map[string]any{"text": "legacy via B"}); got != "legacy via B" {
 		t.Errorf("echo = %q", got)
 	}
 	posts := 0
@@ -282,10 +265,10 @@ func TestLegacySessionFollowsItsMachine(t *testing.T) {
 	if posts < 3 { // initialize, initialized, two calls
 		t.Errorf("%d POSTs replayed to A, want every one", posts)
 	}
-	if _, n := a.health(t); n != 1 {
+	if _, n := a.Health(t); n != 1 {
 		t.Errorf("A holds %d sessions, want 1", n)
 	}
-	if _, n := b.health(t); n != 0 {
+	if _, n := b.Health(t); n != 0 {
 		t.Errorf("B holds %d sessions, want 0", n)
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
 // childEnv is the environment a process started with.
@@ -63,15 +64,9 @@ func TestTenantEnvironments(t *testing.T) {
 	children := map[string]seen{}
 	for name, tok := range map[string]string{"alice": tenants["alice"].Token, "bob": tenants["bob"].Token, "token1": token} {
 		cs := connect(t, url, tok, nil)
-		pid, err := strconv.Atoi(call(t, cs, "pid", nil))
-		if err != nil {
-			t.Fatal(err)
-		}
+		pid := testkit.AskPid(t, cs)
 		children[name] = seen{cs.ID(), childEnv(t, pid)}
-		l := in.waitLog(t, "session started for "+name, func(l logLine) bool {
-			return l.Msg() == "session started" && l.Str("session") == cs.ID()
-		})
-		if got := l.Str("tenant"); got != name {
+		if got := in.Started(t, cs.ID()).Str("tenant"); got != name {
 			t.Errorf("%s's session is logged with tenant %q", name, got)
 		}
 	}
@@ -100,12 +95,12 @@ func TestTenantEnvironments(t *testing.T) {
 	}
 
 	// Another tenant's session does not exist, as far as bob can tell.
-	resp, body := rawPost(t, url, tenants["bob"].Token, children["alice"].id, nil, `{"jsonrpc":"2.0","id":9,"method":"ping"}`)
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("bob using alice's session: %d %s, want 404", resp.StatusCode, body)
+	status, _, body := testkit.Request{URL: url, Token: tenants["bob"].Token, Session: children["alice"].id, Body: `{"jsonrpc":"2.0","id":9,"method":"ping"}`}.Send(t)
+	if status != http.StatusNotFound {
+		t.Errorf("bob using alice's session: %d %s, want 404", status, body)
 	}
 
-	logs := in.logs.String()
+	logs := in.Logs.Text()
 	for _, secret := range []string{token, tenants["alice"].Token, tenants["bob"].Token, "alice-key-9a1f", "a-only-77", "bob-key-3c7d"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log shows the secret %q", secret)
@@ -135,16 +130,13 @@ func TestTenantSessionAcrossMachines(t *testing.T) {
 	front := rt.serve(t)
 
 	cs := connect(t, front+"/mcp", aliceToken, nil)
-	pid, err := strconv.Atoi(call(t, cs, "pid", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := testkit.AskPid(t, cs)
 	if got := childEnv(t, pid)["SERVICE_API_KEY"]; got != "alice-key-4e2a" {
 		t.Errorf("alice's child on A has SERVICE_API_KEY=%q", got)
 	}
-	resp, out := rawPost(t, front+"/mcp", bobToken, cs.ID(), nil, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("bob using alice's session through B: %d %s, want 404", resp.StatusCode, out)
+	status, _, out := testkit.Request{URL: front + "/mcp", Token: bobToken, Session: cs.ID(), Body: `{"jsonrpc":"2.0","id":3,"method":"ping"}`}.Send(t)
+	if status != http.StatusNotFound {
+		t.Errorf("bob using alice's session through B: %d %s, want 404", status, out)
 	}
 	if len(rt.replayed()) == 0 {
 		t.Error("nothing was replayed: the test did not go through B")

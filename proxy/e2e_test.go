@@ -4,134 +4,65 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-// The real mcpwrap and the everything fixture, built once for the tests
-// that need them.
-var (
-	buildOnce  sync.Once
-	buildDir   string
-	buildErr   error
-	mcpwrapBin string
-	fixtureBin string
-)
-
-func buildBinaries(t *testing.T) {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "mcpwrap-proxy-e2e-")
-		if buildErr != nil {
-			return
-		}
-		var bins []string
-		if bins, buildErr = testkit.Build(buildDir, testkit.Mcpwrap, testkit.Everything); buildErr == nil {
-			mcpwrapBin, fixtureBin = bins[0], bins[1]
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-}
-
-// server is a real mcpwrap serving the everything fixture.
+// server is a real mcpwrap serving the everything fixture, on an address
+// that stays the same when it restarts, as a machine's does.
 type server struct {
 	t    *testing.T
 	addr string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
+	proc *testkit.Process // the running one, or the last
 }
 
 func newServer(t *testing.T) *server {
-	buildBinaries(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{t: t, addr: ln.Addr().String()}
 	ln.Close()
-	t.Cleanup(s.stop)
+	return s
+}
+
+// startServer is newServer, started.
+func startServer(t *testing.T) *server {
+	s := newServer(t)
+	s.start()
 	return s
 }
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
-// start runs mcpwrap and waits until /healthz answers.
+// start runs mcpwrap and waits until it listens.
 func (s *server) start() {
 	s.t.Helper()
-	cmd := exec.Command(mcpwrapBin, "--", fixtureBin)
-	cmd.Env = append(os.Environ(), "MCPWRAP_LISTEN="+s.addr, "MCPWRAP_TOKEN="+testToken, "MCPWRAP_LOG_FORMAT=json", "MCPWRAP_LOG_LEVEL=debug")
-	s.log = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(testTimeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.url("/healthz"))
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("mcpwrap exited early:\n%s", s.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("mcpwrap did not become healthy:\n%s", s.log.String())
-}
-
-// stop ends mcpwrap the way a platform stops a machine: SIGTERM, then
-// SIGKILL if it lingers.
-func (s *server) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(testTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	if s.t.Failed() {
-		s.t.Logf("mcpwrap log:\n%s", s.log.String())
-	}
-	s.cmd = nil
-}
-
-// realShim returns `mcpwrap proxy args...` as a command for the SDK client.
-func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	cmd := exec.Command(mcpwrapBin, append([]string{"proxy"}, args...)...)
-	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
-	cmd.Env = append(cmd.Env, env...)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("shim stderr:\n%s", stderr.String())
-		}
+	s.proc = testkit.Start(s.t, testkit.Options{
+		Token: testToken,
+		Env:   map[string]string{"MCPWRAP_LISTEN": s.addr, "MCPWRAP_LOG_LEVEL": "debug"},
 	})
-	return cmd, stderr
+}
+
+// stop ends mcpwrap the way a platform stops a machine, with SIGTERM.
+func (s *server) stop() {
+	s.t.Helper()
+	s.proc.Stop()
+}
+
+// realShim returns the real `mcpwrap proxy args...` as a command for the
+// SDK client.
+func realShim(t *testing.T, env []string, args ...string) (*exec.Cmd, *testkit.LogBook) {
+	t.Helper()
+	mcpwrapBin, _ := testkit.Programs(t)
+	return shim(t, exec.Command(mcpwrapBin, append([]string{"proxy"}, args...)...), env)
 }
 
 // exerciseEverything drives the fixture's tools, resources and prompts and a
@@ -155,15 +86,10 @@ func exerciseEverything(t *testing.T, ctx context.Context, cs *mcp.ClientSession
 }
 
 func TestEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, 2*testTimeout)
+	srv := startServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs := mustConnect(t, ctx, cmd, nil)
 
 	tools, err := cs.ListTools(ctx, nil)
 	if err != nil || len(tools.Tools) < 10 {
@@ -178,15 +104,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("list prompts: %+v, %v", prompts, err)
 	}
 	exerciseEverything(t, ctx, cs, "first")
-	for _, size := range []int{1 << 20, 10 << 20} {
-		text := strings.Repeat("c", size)
-		if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
-			t.Fatalf("echo of %d bytes: got %d bytes, %v", size, len(got), err)
-		}
-		if got, err := callText(ctx, cs, "big", map[string]any{"size": size}); err != nil || len(got) != size {
-			t.Fatalf("big %d: got %d bytes, %v", size, len(got), err)
-		}
-	}
+	checkBigMessages(t, ctx, cs, 1<<20, 10<<20)
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 10 {
@@ -213,7 +131,7 @@ func TestEndToEnd(t *testing.T) {
 	srv.stop()
 	srv.start()
 	exerciseEverything(t, ctx, cs, "after-restart")
-	if !strings.Contains(stderr.String(), "re-initialized it transparently") {
+	if !strings.Contains(stderr.Text(), "re-initialized it transparently") {
 		t.Errorf("shim did not log the re-initialization")
 	}
 
@@ -223,84 +141,43 @@ func TestEndToEnd(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("shim exit code %d, want 0", code)
 	}
-	if strings.Contains(stderr.String(), testToken) {
+	if strings.Contains(stderr.Text(), testToken) {
 		t.Errorf("the token appears in the shim's log")
 	}
 	// Only the shim's DELETE can end the session of this mcpwrap (started
 	// after the restart) before the test stops it.
-	ended := false
-	for i := 0; i < 200 && !ended; i++ {
-		ended = strings.Contains(srv.log.String(), `"message":"session ended"`)
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !ended {
-		t.Errorf("the remote session was not ended when the client closed")
+	if _, err := srv.proc.Logs.Wait("session ended", testkit.Patience, func(l testkit.Line) bool { return l.Msg() == "session ended" }); err != nil {
+		t.Errorf("the remote session was not ended when the client closed: %v", err)
 	}
 }
 
 func TestEndToEndColdStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	srv := newServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", srv.url("/mcp"))
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		for !strings.Contains(stderr.String(), "remote not ready; retrying") {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		time.Sleep(time.Second)
-		srv.start()
-	}()
-	cs, err := connect(t, ctx, cmd, nil)
-	<-started
-	if err != nil {
-		t.Fatalf("connect through a cold start: %v", err)
-	}
-	defer cs.Close()
+	cs := connectThroughColdStart(t, ctx, cmd, stderr, srv.start)
 	exerciseEverything(t, ctx, cs, "cold")
 }
 
 func TestEndToEndWrongToken(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, testTimeout)
+	srv := startServer(t)
 	const wrong = "not-the-token"
 	cmd, stderr := realShim(t, nil, "--token", wrong, srv.url("/mcp"))
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect with a wrong token succeeded")
-	}
-	if !strings.Contains(err.Error(), "rejected the token") {
-		t.Errorf("error %q does not say the token was rejected", err)
-	}
-	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
-		t.Errorf("the token leaked into the error or the log")
-	}
+	checkTokenRejected(t, ctx, cmd, stderr, wrong)
 }
 
 func TestEndToEndSSE(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	srv := newServer(t)
-	srv.start()
+	ctx := testContext(t, testTimeout)
+	srv := startServer(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN_FILE=" + tokenFile}, srv.url("/sse"))
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs := mustConnect(t, ctx, cmd, nil)
 	exerciseEverything(t, ctx, cs, "sse")
-	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
+	if !strings.Contains(stderr.Text(), "remote speaks HTTP+SSE") {
 		t.Errorf("shim did not log the fallback to HTTP+SSE")
 	}
 	if err := cs.Close(); err != nil {

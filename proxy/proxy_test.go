@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -42,11 +43,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	os.Exit(testkit.Main(m))
 }
 
 // Generous bounds: they only stop a broken test from hanging.
@@ -58,40 +55,27 @@ const (
 	maxBody = 16 << 20
 )
 
-// syncBuffer collects a child's stderr while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // shimCommand returns the test binary set up to run `mcpwrap proxy args...`
 // with the given extra environment.
-func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
+func shimCommand(t *testing.T, env []string, args ...string) (*exec.Cmd, *testkit.LogBook) {
 	t.Helper()
 	a, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=1", childArgs+"="+string(a), "MCPWRAP_LOG_LEVEL=debug")
+	return shim(t, exec.Command(os.Args[0]), append([]string{childEnv + "=1", childArgs + "=" + string(a)}, env...))
+}
+
+// shim sets up a command that runs the shim: debug logs on its stderr,
+// shown if the test fails.
+func shim(t *testing.T, cmd *exec.Cmd, env []string) (*exec.Cmd, *testkit.LogBook) {
+	cmd.Env = append(os.Environ(), "MCPWRAP_LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, env...)
-	stderr := &syncBuffer{}
+	stderr := testkit.NewLogBook()
 	cmd.Stderr = stderr
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("shim stderr:\n%s", stderr.String())
+			t.Logf("shim stderr:\n%s", stderr.Dump())
 		}
 	})
 	return cmd, stderr
@@ -128,6 +112,13 @@ type remote struct {
 func newRemote(t *testing.T, legacy bool) *remote {
 	r := &remote{t: t, legacy: legacy, token: testToken, addr: "127.0.0.1:0"}
 	t.Cleanup(r.stop)
+	return r
+}
+
+// startRemote is newRemote, started.
+func startRemote(t *testing.T, legacy bool) *remote {
+	r := newRemote(t, legacy)
+	r.start()
 	return r
 }
 
@@ -386,4 +377,74 @@ func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[
 		return "", fmt.Errorf("content is %T", res.Content[0])
 	}
 	return text.Text, nil
+}
+
+// connectThroughColdStart connects a client through the shim while the
+// remote is down, and brings the remote up only once the shim has been
+// turned away twice: the shim must keep knocking until it answers.
+func connectThroughColdStart(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *testkit.LogBook, start func()) *mcp.ClientSession {
+	t.Helper()
+	type result struct {
+		cs  *mcp.ClientSession
+		err error
+	}
+	connected := make(chan result, 1)
+	go func() {
+		cs, err := connect(t, ctx, cmd, nil)
+		connected <- result{cs, err}
+	}()
+	testkit.Eventually(t, "the shim to find the remote not ready twice", func() bool {
+		return len(stderr.Find(func(l testkit.Line) bool { return l.Msg() == "remote not ready; retrying" })) >= 2
+	})
+	start()
+	r := <-connected
+	if r.err != nil {
+		t.Fatalf("connect through a cold start: %v", r.err)
+	}
+	t.Cleanup(func() { r.cs.Close() })
+	return r.cs
+}
+
+// mustConnect is connect for a test that cannot go on without the session;
+// the end of the test closes it.
+func mustConnect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	cs, err := connect(t, ctx, cmd, opts)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// connectFails connects through a shim that must fail to connect (what says
+// how) and returns the error.
+func connectFails(t *testing.T, ctx context.Context, cmd *exec.Cmd, what string) error {
+	t.Helper()
+	cs, err := connect(t, ctx, cmd, nil)
+	if err == nil {
+		cs.Close()
+		t.Fatalf("connect %s succeeded", what)
+	}
+	return err
+}
+
+// checkTokenRejected connects through a shim that holds the wrong token:
+// the connection must fail saying so, and the token must show nowhere.
+func checkTokenRejected(t *testing.T, ctx context.Context, cmd *exec.Cmd, stderr *testkit.LogBook, wrong string) {
+	t.Helper()
+	err := connectFails(t, ctx, cmd, "with a wrong token")
+	if !strings.Contains(err.Error(), "rejected the token") {
+		t.Errorf("error %q does not say the token was rejected", err)
+	}
+	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.Text(), wrong) {
+		t.Errorf("the token leaked into the error or the log")
+	}
+}
+
+// testContext bounds a test's calls; it ends with the test.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

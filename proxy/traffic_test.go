@@ -47,22 +47,11 @@ func exercise(t *testing.T, ctx context.Context, cs *mcp.ClientSession, tag stri
 	}
 }
 
-func TestStreamableTraffic(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
-	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	exercise(t, ctx, cs, "one")
-
-	// Big messages both ways: far over any 64 KiB line buffer. The 10 MiB
-	// ones go through the real mcpwrap in TestEndToEnd; here they would
-	// mostly time the race detector on the SDK's JSON.
-	for _, size := range []int{1 << 20} {
+// checkBigMessages sends a message of each size both ways (echo, then big):
+// far over any 64 KiB line buffer.
+func checkBigMessages(t *testing.T, ctx context.Context, cs *mcp.ClientSession, sizes ...int) {
+	t.Helper()
+	for _, size := range sizes {
 		text := strings.Repeat("a", size)
 		if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
 			t.Fatalf("echo of %d bytes: got %d bytes, %v", size, len(got), err)
@@ -71,6 +60,18 @@ func TestStreamableTraffic(t *testing.T) {
 			t.Fatalf("big %d: got %d bytes, %v", size, len(got), err)
 		}
 	}
+}
+
+func TestStreamableTraffic(t *testing.T) {
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
+	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
+	cs := mustConnect(t, ctx, cmd, nil)
+	exercise(t, ctx, cs, "one")
+
+	// The 10 MiB messages go through the real mcpwrap in TestEndToEnd;
+	// here they would mostly time the race detector on the SDK's JSON.
+	checkBigMessages(t, ctx, cs, 1<<20)
 
 	// Many requests in flight at once, sampling among them; each must get
 	// its own answer.
@@ -107,25 +108,19 @@ func TestStreamableTraffic(t *testing.T) {
 	if n := r.deletes.Load(); n != 1 {
 		t.Errorf("remote saw %d successful DELETEs, want 1", n)
 	}
-	if strings.Contains(stderr.String(), testToken) {
+	if strings.Contains(stderr.Text(), testToken) {
 		t.Errorf("the token appears in the shim's log")
 	}
 }
 
 func TestSessionLossIsInvisible(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	changed := make(chan struct{}, 100)
-	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
 	})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
 	exercise(t, ctx, cs, "before")
 
 	// A restarted machine: same address, no memory of any session.
@@ -134,7 +129,7 @@ func TestSessionLossIsInvisible(t *testing.T) {
 		r.start()
 		exercise(t, ctx, cs, fmt.Sprintf("after-restart-%d", round))
 	}
-	if got := strings.Count(stderr.String(), "re-initialized it transparently"); got < 2 {
+	if got := strings.Count(stderr.Text(), "re-initialized it transparently"); got < 2 {
 		t.Errorf("shim logged %d re-initializations, want at least 2", got)
 	}
 
@@ -162,83 +157,40 @@ func TestSessionLossIsInvisible(t *testing.T) {
 }
 
 func TestColdStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.reserve()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "45s", r.url())
-
-	// The remote comes up only after the shim has started knocking.
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		for !strings.Contains(stderr.String(), "remote not ready; retrying") {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		time.Sleep(time.Second)
-		r.start()
-	}()
-	cs, err := connect(t, ctx, cmd, nil)
-	<-started
-	if err != nil {
-		t.Fatalf("connect through a cold start: %v", err)
-	}
-	defer cs.Close()
+	cs := connectThroughColdStart(t, ctx, cmd, stderr, r.start)
 	exercise(t, ctx, cs, "cold")
 }
 
 func TestWrongToken(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	const wrong = "wrong-token-value"
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + wrong}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect with a wrong token succeeded")
-	}
-	if !strings.Contains(err.Error(), "rejected the token") {
-		t.Errorf("error %q does not say the token was rejected", err)
-	}
-	if strings.Contains(err.Error(), wrong) || strings.Contains(stderr.String(), wrong) {
-		t.Errorf("the token leaked into the error or the log")
-	}
+	checkTokenRejected(t, ctx, cmd, stderr, wrong)
 }
 
 func TestUnreachable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.reserve() // nothing listens there
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--retry-for", "1s", r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect to nothing succeeded")
-	}
+	err := connectFails(t, ctx, cmd, "to nothing")
 	if !strings.Contains(err.Error(), "remote unreachable") {
 		t.Errorf("error %q does not say the remote is unreachable", err)
 	}
 }
 
 func TestSSEFallback(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, true)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, true)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "legacy")
-	if !strings.Contains(stderr.String(), "remote speaks HTTP+SSE") {
+	if !strings.Contains(stderr.Text(), "remote speaks HTTP+SSE") {
 		t.Errorf("shim did not log the fallback")
 	}
 	text := strings.Repeat("b", 1<<20)
@@ -260,39 +212,28 @@ func TestSSEFallback(t *testing.T) {
 }
 
 func TestResumesClosedResponseStream(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	// The remote ends the POST's stream before answering (SEP-1699); the
 	// answer must come by resuming with Last-Event-ID.
 	if got, err := callText(ctx, cs, "reconnect", nil); err != nil || got != "answered after the stream closed" {
 		t.Fatalf("reconnect = %q, %v", got, err)
 	}
-	if !strings.Contains(stderr.String(), "resuming with Last-Event-ID") {
+	if !strings.Contains(stderr.Text(), "resuming with Last-Event-ID") {
 		t.Errorf("the shim did not resume the response stream")
 	}
 	exercise(t, ctx, cs, "after-resume")
 }
 
 func TestStatelessRemote(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.stateless = true
 	r.start()
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
 		t.Errorf("negotiated %q, want the stateless 2026-07-28", v)
 	}
@@ -306,10 +247,8 @@ func TestStatelessRemote(t *testing.T) {
 }
 
 func TestCloseWhileRemoteDown(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil)
 	// A generous grace: this test is about exiting cleanly, not quickly.
@@ -329,28 +268,22 @@ func TestCloseWhileRemoteDown(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("shim exit code %d, want 0", code)
 	}
-	if !strings.Contains(stderr.String(), "could not end the remote session") {
+	if !strings.Contains(stderr.Text(), "could not end the remote session") {
 		t.Errorf("shim did not log that the DELETE failed")
 	}
 }
 
 func TestOutageLongerThanRetryThenBack(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken, "MCPWRAP_PROXY_RETRY_FOR=1s"}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	exercise(t, ctx, cs, "up")
 
 	r.stop()
 	// Past the retry budget the client gets an answer it can act on: an
 	// error, not a hang and not a dead shim.
-	_, err = callText(ctx, cs, "echo", map[string]any{"text": "down"})
+	_, err := callText(ctx, cs, "echo", map[string]any{"text": "down"})
 	if err == nil || !strings.Contains(err.Error(), "remote unreachable") {
 		t.Fatalf("echo while down: err = %v, want remote unreachable", err)
 	}
@@ -361,8 +294,7 @@ func TestOutageLongerThanRetryThenBack(t *testing.T) {
 }
 
 func TestGatewayErrorsAreRetried(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.gateway = make(chan int, 10)
 	for _, code := range []int{503, 502, 504, 503} {
@@ -370,16 +302,12 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 	}
 	r.start()
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect through 502/503/504: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 	if len(r.gateway) != 0 {
 		t.Errorf("%d gateway answers left unused", len(r.gateway))
 	}
 	for _, code := range []string{"503", "502", "504"} {
-		if !strings.Contains(stderr.String(), `"reason":"`+code) {
+		if !strings.Contains(stderr.Text(), `"reason":"`+code) {
 			t.Errorf("no retry logged for %s", code)
 		}
 	}
@@ -389,21 +317,15 @@ func TestGatewayErrorsAreRetried(t *testing.T) {
 }
 
 func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	r := newRemote(t, false)
-	r.start()
+	ctx := testContext(t, testTimeout)
+	r := startRemote(t, false)
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 	updated := make(chan string, 100)
-	cs, err := connect(t, ctx, cmd, &mcp.ClientOptions{
+	cs := mustConnect(t, ctx, cmd, &mcp.ClientOptions{
 		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			updated <- req.Params.URI
 		},
 	})
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
 	for _, uri := range []string{"test://hello", "test://dropped"} {
 		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
 			t.Fatalf("subscribe %s: %v", uri, err)
@@ -437,14 +359,13 @@ func TestSubscriptionsSurviveSessionLoss(t *testing.T) {
 	if len(got) == 0 || got[0] != "test://hello" {
 		t.Fatalf("updates after the restart: %q, want test://hello", got)
 	}
-	if strings.Contains(stderr.String(), "could not restore") {
+	if strings.Contains(stderr.Text(), "could not restore") {
 		t.Errorf("the shim failed to restore the session setup")
 	}
 }
 
 func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	// A careless remote that repeats the request's credentials in its
 	// error bodies.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -463,33 +384,24 @@ func TestSecretsEchoedByTheRemoteAreRedacted(t *testing.T) {
 
 	const apiKey = "key-0123456789"
 	cmd, stderr := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, "--header", "X-Api-Key: "+apiKey, "http://"+ln.Addr().String()+"/mcp")
-	cs, err := connect(t, ctx, cmd, nil)
-	if err == nil {
-		cs.Close()
-		t.Fatal("connect to a failing remote succeeded")
-	}
+	err = connectFails(t, ctx, cmd, "to a failing remote")
 	if !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "[redacted]") {
 		t.Errorf("error %q should report the 500 with the secrets redacted", err)
 	}
 	for _, secret := range []string{testToken, apiKey} {
-		if strings.Contains(err.Error(), secret) || strings.Contains(stderr.String(), secret) {
+		if strings.Contains(err.Error(), secret) || strings.Contains(stderr.Text(), secret) {
 			t.Errorf("%q leaked into the error or the log", secret)
 		}
 	}
 }
 
 func TestRequestCutByRestartGetsAnError(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
+	ctx := testContext(t, testTimeout)
 	r := newRemote(t, false)
 	r.slow = make(chan struct{}, 1)
 	r.start()
 	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	cs, err := connect(t, ctx, cmd, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer cs.Close()
+	cs := mustConnect(t, ctx, cmd, nil)
 
 	errc := make(chan error, 1)
 	go func() {

@@ -24,27 +24,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// fixture is the example server, built once for every test: the real child
-// process mcpwrap wraps.
-var fixture string
-
 const token = "test-token-4f1c"
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "wrap-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err := testkit.Build(dir, testkit.Everything)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fixture = bins[0]
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.Main(m))
 }
 
 // server is mcpwrap's handler on a real listener at 127.0.0.1, wrapping the
@@ -59,6 +42,9 @@ type tweak func(*session.Options, *wrap.Options)
 
 func start(t testing.TB, tweaks ...tweak) *server {
 	t.Helper()
+	// The example server, built once for every test: the real child
+	// process mcpwrap wraps.
+	_, fixture := testkit.Programs(t)
 	sopts := session.Options{
 		Command:     child.Command{Path: fixture, Env: os.Environ()},
 		Child:       child.Options{CloseGrace: time.Second, TermGrace: time.Second},
@@ -88,35 +74,37 @@ func start(t testing.TB, tweaks ...tweak) *server {
 	return &server{URL: srv.URL + "/mcp", Reg: reg, srv: srv}
 }
 
-// bearer adds the token to every request, as a client configured with a
-// header does.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 func httpClient() *http.Client {
-	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
+	return &http.Client{Transport: testkit.Bearer{Token: token}}
 }
 
 // connect opens a session with the official Go SDK client.
 func connect(t *testing.T, url string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-test", Version: "1"}, opts)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: httpClient()}, nil)
-	if err != nil {
-		t.Fatalf("connecting: %v", err)
+	return testkit.Client{URL: url, Token: token, Options: opts}.MustConnect(t)
+}
+
+// transport is one way a client reaches the handler.
+type transport struct {
+	name    string
+	connect func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession
+}
+
+var transports = []transport{
+	{"Streamable HTTP", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
+		return connect(t, s.URL, opts)
+	}},
+	{"HTTP+SSE", func(t *testing.T, s *server, opts *mcp.ClientOptions) *mcp.ClientSession {
+		return connectSSE(t, s.sseURL(), opts, "")
+	}},
+}
+
+// eachTransport runs a check that holds for both transports as a subtest
+// per transport, each with a server of its own.
+func eachTransport(t *testing.T, check func(t *testing.T, tr transport, s *server)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { check(t, tr, start(t)) })
 	}
-	t.Cleanup(func() { cs.Close() })
-	return cs
 }
 
 func ctxFor(t *testing.T) context.Context {

@@ -2,11 +2,11 @@ package wrap_test
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -32,20 +32,7 @@ import (
 // asking for protocol version (the SDK's latest when empty).
 func connectSSE(t *testing.T, endpoint string, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
 	t.Helper()
-	// The transport opens its stream with Connect's context: that context
-	// must live as long as the session, and only the handshake is bounded.
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	bound := time.AfterFunc(30*time.Second, cancel)
-	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-sse-test", Version: "1"}, opts)
-	cs, err := client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: httpClient()},
-		&mcp.ClientSessionOptions{ProtocolVersion: version})
-	if err != nil {
-		t.Fatalf("connecting over HTTP+SSE: %v", err)
-	}
-	bound.Stop()
-	t.Cleanup(func() { cs.Close() })
-	return cs
+	return testkit.Client{URL: endpoint, Token: token, Legacy: true, Options: opts, ProtocolVersion: version}.MustConnect(t)
 }
 
 func (s *server) sseURL() string { return s.srv.URL + "/sse" }
@@ -55,34 +42,13 @@ func (s *server) sseURL() string { return s.srv.URL + "/sse" }
 // removes a header.
 func request(t *testing.T, method, u, body string, headers map[string]string) (*http.Response, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	h := map[string]string{"Accept": "text/event-stream"}
+	if method != http.MethodPost {
+		h["Content-Type"] = ""
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range headers {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, u, err)
-	}
-	return resp, string(b)
+	maps.Copy(h, headers)
+	status, header, b := testkit.Request{Method: method, URL: u, Token: token, Body: body, Headers: h}.Send(t)
+	return &http.Response{StatusCode: status, Header: header}, b
 }
 
 // sseEvent is one event of a stream read by hand; a comment has only text.
@@ -126,21 +92,12 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
+	h := map[string]string{"Accept": "text/event-stream", "Content-Type": ""}
+	for _, more := range headers {
+		maps.Copy(h, more)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "text/event-stream")
-	for _, h := range headers {
-		for k, v := range h {
-			if v == "" {
-				req.Header.Del(k)
-			} else {
-				req.Header.Set(k, v)
-			}
-		}
-	}
+	// The stream lives as long as the test reads it: no deadline.
+	req := testkit.Request{Method: http.MethodGet, URL: u, Token: token, Headers: h}.New(t, context.Background())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", u, err)
@@ -276,44 +233,32 @@ func pidOf(t *testing.T, cs *mcp.ClientSession) int {
 	return pid
 }
 
-func TestSSEToolsResourcesPrompts(t *testing.T) {
-	s := start(t)
-	checkToolsResourcesPrompts(t, connectSSE(t, s.sseURL(), nil, ""))
-}
-
 // The child's requests travel on the stream, whichever version the client
-// asks for. "" is the SDK client's default: it probes with the stateless
-// server/discover first, is refused, and falls back to 2025-11-25.
+// asks for (the SDK's default: TestSamplingAndElicitationRoundTrips).
 func TestSSESamplingAndElicitationRoundTrips(t *testing.T) {
-	for _, version := range []string{"2024-11-05", "2025-11-25", ""} {
+	for _, version := range []string{"2024-11-05", "2025-11-25"} {
 		t.Run(version, func(t *testing.T) {
 			s := start(t)
 			cs := connectSSE(t, s.sseURL(), answering(), version)
-			want := cmp.Or(version, "2025-11-25")
-			if got := cs.InitializeResult().ProtocolVersion; got != want {
-				t.Fatalf("negotiated %q, want %q", got, want)
+			if got := cs.InitializeResult().ProtocolVersion; got != version {
+				t.Fatalf("negotiated %q, want %q", got, version)
 			}
 			checkSamplingAndElicitation(t, cs)
 		})
 	}
 }
 
-func TestSSEProgressAndResourceUpdates(t *testing.T) {
+// TestSSEProgress: progress notifications of a call travel on the stream
+// too (resource updates: TestResourceUpdateReachesTheClient).
+func TestSSEProgress(t *testing.T) {
 	s := start(t)
 	var mu sync.Mutex
 	var progress []float64
-	updated := make(chan string, 1)
 	cs := connectSSE(t, s.sseURL(), &mcp.ClientOptions{
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
 			mu.Lock()
 			progress = append(progress, req.Params.Progress)
 			mu.Unlock()
-		},
-		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			select {
-			case updated <- req.Params.URI:
-			default:
-			}
 		},
 	}, "")
 	ctx := ctxFor(t)
@@ -327,31 +272,6 @@ func TestSSEProgressAndResourceUpdates(t *testing.T) {
 		defer mu.Unlock()
 		return len(progress) == 5
 	})
-
-	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case uri := <-updated:
-		if uri != "test://watched-resource" {
-			t.Errorf("updated %q", uri)
-		}
-	case <-ctx.Done():
-		t.Fatal("no notifications/resources/updated arrived")
-	}
-}
-
-func TestSSEManySessionsEachWithItsOwnChild(t *testing.T) {
-	s := start(t)
-	checkManySessions(t, s, 20, 5, func() *mcp.ClientSession { return connectSSE(t, s.sseURL(), nil, "") })
-}
-
-func TestSSEOneMebibyteEachWay(t *testing.T) {
-	s := start(t)
-	checkOneMebibyteEachWay(t, connectSSE(t, s.sseURL(), nil, ""))
 }
 
 func TestSSEClosingTheStreamStopsTheChild(t *testing.T) {
@@ -608,7 +528,7 @@ func TestSSEAuthAndOrigin(t *testing.T) {
 
 	// And the SDK client with a wrong token is refused at connect time.
 	client := mcp.NewClient(&mcp.Implementation{Name: "wrap-sse-test", Version: "1"}, nil)
-	wrong := &http.Client{Transport: bearer{"wrong", http.DefaultTransport}}
+	wrong := &http.Client{Transport: testkit.Bearer{Token: "wrong"}}
 	if cs, err := client.Connect(ctxFor(t), &mcp.SSEClientTransport{Endpoint: s.sseURL(), HTTPClient: wrong}, nil); err == nil {
 		cs.Close()
 		t.Errorf("the SDK client connected with a wrong token")

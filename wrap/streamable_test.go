@@ -22,13 +22,22 @@ import (
 )
 
 func TestToolsResourcesPrompts(t *testing.T) {
-	s := start(t)
-	checkToolsResourcesPrompts(t, connect(t, s.URL, nil))
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		checkToolsResourcesPrompts(t, tr.connect(t, s, nil))
+	})
 }
 
+// The child's requests reach the client on either transport. The SDK
+// client asks for no version: it probes with the stateless
+// server/discover first, is refused, and falls back to 2025-11-25.
 func TestSamplingAndElicitationRoundTrips(t *testing.T) {
-	s := start(t)
-	checkSamplingAndElicitation(t, connect(t, s.URL, answering()))
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		cs := tr.connect(t, s, answering())
+		if got := cs.InitializeResult().ProtocolVersion; got != "2025-11-25" {
+			t.Fatalf("negotiated %q, want 2025-11-25", got)
+		}
+		checkSamplingAndElicitation(t, cs)
+	})
 }
 
 func TestProgressReachesItsRequest(t *testing.T) {
@@ -65,39 +74,54 @@ func TestProgressReachesItsRequest(t *testing.T) {
 	}
 }
 
-func TestResourceUpdateOnTheGetStream(t *testing.T) {
-	s := start(t)
-	updated := make(chan string, 1)
-	cs := connect(t, s.URL, &mcp.ClientOptions{
-		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			updated <- req.Params.URI
-		},
-	})
-	ctx := ctxFor(t)
-	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case uri := <-updated:
-		if uri != "test://watched-resource" {
-			t.Errorf("updated %q", uri)
+// TestResourceUpdateReachesTheClient: a notification the child sends
+// outside any request reaches the client, on Streamable HTTP's GET stream or
+// the HTTP+SSE stream.
+func TestResourceUpdateReachesTheClient(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		updated := make(chan string, 1)
+		cs := tr.connect(t, s, &mcp.ClientOptions{
+			ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+				select {
+				case updated <- req.Params.URI:
+				default:
+				}
+			},
+		})
+		ctx := ctxFor(t)
+		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "test://watched-resource"}); err != nil {
+			t.Fatal(err)
 		}
-	case <-ctx.Done():
-		t.Fatal("no notifications/resources/updated arrived")
-	}
+		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "touch", Arguments: map[string]any{"uri": "test://watched-resource"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case uri := <-updated:
+			if uri != "test://watched-resource" {
+				t.Errorf("updated %q", uri)
+			}
+		case <-ctx.Done():
+			t.Fatal("no notifications/resources/updated arrived")
+		}
+	})
 }
 
 func TestManySessionsEachWithItsOwnChild(t *testing.T) {
-	s := start(t)
-	checkManySessions(t, s, 50, 10, func() *mcp.ClientSession { return connect(t, s.URL, nil) })
+	// Fewer on HTTP+SSE: each of its sessions holds a stream open.
+	sizes := map[string]struct{ sessions, calls int }{
+		"Streamable HTTP": {50, 10},
+		"HTTP+SSE":        {20, 5},
+	}
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		size := sizes[tr.name]
+		checkManySessions(t, s, size.sessions, size.calls, func() *mcp.ClientSession { return tr.connect(t, s, nil) })
+	})
 }
 
 func TestOneMebibyteEachWay(t *testing.T) {
-	s := start(t)
-	checkOneMebibyteEachWay(t, connect(t, s.URL, nil))
+	eachTransport(t, func(t *testing.T, tr transport, s *server) {
+		checkOneMebibyteEachWay(t, tr.connect(t, s, nil))
+	})
 }
 
 func TestDeleteEndsTheSessionAndItsChild(t *testing.T) {

@@ -1,15 +1,17 @@
 // Package testkit is what the end-to-end tests of several packages share:
-// building the real programs once, and reading what /proc says of a
-// process. Tests only; nothing in mcpwrap itself imports it.
+// building the real programs once, running mcpwrap as a process and reading
+// its JSON log, talking to it with the official Go SDK client or by hand,
+// and reading what /proc says of a process. Tests only; nothing in mcpwrap
+// itself imports it.
 package testkit
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -34,25 +36,54 @@ func Build(dir string, pkgs ...string) ([]string, error) {
 	return bins, nil
 }
 
-// Alive reports whether a process exists and is not a zombie.
-func Alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
+// The binaries Programs built, once per test binary, and where.
+var programs struct {
+	once                sync.Once
+	dir                 string
+	mcpwrap, everything string
+	err                 error
+}
+
+// Programs returns mcpwrap and the everything fixture built from this tree,
+// building them on the first call. A test binary that calls it runs its
+// tests through Main, which removes them at the end.
+func Programs(t testing.TB) (mcpwrap, everything string) {
+	t.Helper()
+	p := &programs
+	p.once.Do(func() {
+		if p.dir, p.err = os.MkdirTemp("", "mcpwrap-test-"); p.err != nil {
+			return
+		}
+		var bins []string
+		if bins, p.err = Build(p.dir, Mcpwrap, Everything); p.err == nil {
+			p.mcpwrap, p.everything = bins[0], bins[1]
+		}
+	})
+	if p.err != nil {
+		t.Fatalf("building the programs: %v", p.err)
 	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
+	return p.mcpwrap, p.everything
+}
+
+// Main runs the tests and then removes what Programs built; a TestMain
+// returns its result to os.Exit.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if programs.dir != "" {
+		os.RemoveAll(programs.dir)
+	}
+	return code
 }
 
 // Eventually polls cond until it holds, and fails t if a generous deadline
 // passes first. Tests wait with it; they never assert how long things take.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+// Patience bounds every wait of the tests: far beyond what anything takes
+// on a loaded machine, it only stops a broken test from hanging.
+const Patience = 30 * time.Second
