@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,16 +32,7 @@ func dial(t *testing.T, w *testkit.Process) net.Conn {
 func closedWithin(c net.Conn, limit time.Duration) bool {
 	_ = c.SetReadDeadline(time.Now().Add(limit))
 	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	return err == nil || !(errorAs(err, &ne) && ne.Timeout())
-}
-
-func errorAs(err error, target *net.Error) bool {
-	ne, ok := err.(net.Error)
-	if ok {
-		*target = ne
-	}
-	return ok
+	return !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // Connections that hold on without doing anything are closed: one that
