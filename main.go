@@ -91,6 +91,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		go session.ReapOrphans(reapCtx, log)
 	}
 
+	// Listen first: on loopback, the public URL OAuth needs defaults to the
+	// address actually bound.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	defer ln.Close()
+	authn, oauth, err := authenticator(cfg, "http://"+ln.Addr().String())
+	if err != nil {
+		return err
+	}
+
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
 	reg = session.NewRegistry(session.Options{
@@ -116,7 +128,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Path:           cfg.Path,
 		SSEPath:        cfg.SSEPath,
 		MessagePath:    cfg.MessagePath,
-		Auth:           authenticator(cfg.Tenants),
+		Auth:           authn,
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
 		KeepAlive:      cfg.KeepAlive,
@@ -125,14 +137,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Metrics:        stats,
 	}, reg, log)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("listening for metrics: %w", err)
 		}
 		mux := http.NewServeMux()
@@ -141,8 +148,16 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		go func() { _ = msrv.Serve(mln) }()
 		defer msrv.Close()
 	}
+	// The MCP endpoints, and beside them what OAuth clients discover first.
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	if oauth != nil {
+		for _, p := range oauth.MetadataPaths() {
+			mux.Handle(p, oauth.MetadataHandler())
+		}
+	}
 	// No WriteTimeout: it would cut every live SSE stream.
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -151,8 +166,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	go reg.Run(runCtx)
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
-	if len(cfg.Tenants) == 0 {
+	if len(cfg.Tenants) == 0 && oauth == nil {
 		log.Warn().Msg("no token configured: anyone who can reach " + ln.Addr().String() + " can use the server")
+	}
+	if oauth != nil {
+		log.Info().Str("resource", oauth.Resource()).Str("issuer", oauth.Issuer()).Msg("OAuth sign-in accepted")
+		// A wrong issuer should show now, not at the first sign-in; tokens
+		// retry discovery by themselves.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := oauth.Discover(dctx); err != nil {
+			log.Warn().Err(err).Msg("the authorization server cannot be discovered yet")
+		}
+		cancel()
 	}
 
 	// With MCPWRAP_EXIT_WHEN_IDLE, a process nobody uses exits by itself, so
@@ -225,17 +250,45 @@ func idPrefix(machineID string) string {
 	return machineID + "."
 }
 
-// authenticator is who may use the server: the tenants' static tokens, or
-// anyone when none is configured (config allows that on loopback only).
-func authenticator(in []config.Tenant) wrap.Authenticator {
-	if len(in) == 0 {
-		return nil
+// authenticator is who may use the server: the tenants' static tokens and,
+// with an issuer, OAuth access tokens; or anyone when neither is configured
+// (config allows that on loopback only). localURL is the public URL when
+// none is configured.
+func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *auth.OAuth, error) {
+	tenants := make([]auth.Tenant, len(cfg.Tenants))
+	for i, t := range cfg.Tenants {
+		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env, Users: t.Users}
 	}
-	tenants := make([]auth.Tenant, len(in))
-	for i, t := range in {
-		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env}
+	if !cfg.OAuth() {
+		if len(tenants) == 0 {
+			return nil, nil, nil
+		}
+		return auth.NewTokens(tenants), nil, nil
 	}
-	return auth.NewTokens(tenants)
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = localURL
+	}
+	var users *auth.Tenants // without a tenants file, any signed-in user
+	if cfg.TenantsFile != "" {
+		users = auth.NewTenants(tenants)
+	}
+	oauth, err := auth.NewOAuth(auth.OAuthOptions{
+		PublicURL:                 publicURL,
+		Path:                      cfg.Path,
+		Issuer:                    cfg.AuthIssuer,
+		Audience:                  cfg.AuthAudience,
+		Scopes:                    cfg.AuthScopes,
+		UserClaim:                 cfg.AuthUserClaim,
+		Algorithms:                cfg.AuthAlgorithms,
+		IntrospectionClientID:     cfg.AuthIntrospectionClientID,
+		IntrospectionClientSecret: cfg.AuthIntrospectionClientSecret,
+		Tenants:                   users,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	return &auth.Combined{Tokens: auth.NewTokens(tenants), OAuth: oauth}, oauth, nil
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.
