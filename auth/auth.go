@@ -35,7 +35,12 @@ type Refusal struct {
 	// Challenge is the whole WWW-Authenticate value; "" for none (a refusal
 	// that signing in again cannot change).
 	Challenge string
+	// Cause is what went wrong on the server's side (the issuer cannot be
+	// reached, say), for the log: it is never shown to the client.
+	Cause error
 }
+
+func (r *Refusal) Unwrap() error { return r.Cause }
 
 func (r *Refusal) Error() string {
 	if r.Description != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,7 +44,7 @@ func (o *OAuth) askIssuer(ctx context.Context, endpoint, token string) (Principa
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return Principal{}, time.Time{}, o.unreachable()
+		return Principal{}, time.Time{}, o.unreachable(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -52,20 +53,20 @@ func (o *OAuth) askIssuer(ctx context.Context, endpoint, token string) (Principa
 	req.SetBasicAuth(url.QueryEscape(o.opts.IntrospectionClientID), url.QueryEscape(o.opts.IntrospectionClientSecret))
 	resp, err := o.client.Do(req)
 	if err != nil {
-		return Principal{}, time.Time{}, o.unreachable()
+		return Principal{}, time.Time{}, o.unreachable(err)
 	}
 	defer resp.Body.Close()
 	var raw json.RawMessage
 	if err := decodeJSON(resp, &raw); err != nil {
-		return Principal{}, time.Time{}, o.unreachable()
+		return Principal{}, time.Time{}, o.unreachable(err)
 	}
 	var answer struct {
 		claims
 		Active bool `json:"active"`
 	}
 	var all map[string]any
-	if json.Unmarshal(raw, &answer) != nil || json.Unmarshal(raw, &all) != nil {
-		return Principal{}, time.Time{}, o.unreachable()
+	if err := errors.Join(json.Unmarshal(raw, &answer), json.Unmarshal(raw, &all)); err != nil {
+		return Principal{}, time.Time{}, o.unreachable(err)
 	}
 	if !answer.Active {
 		return Principal{}, time.Time{}, o.invalid("the token is not active")
@@ -89,8 +90,8 @@ func (o *OAuth) askIssuer(ctx context.Context, endpoint, token string) (Principa
 	return p, expiry, err
 }
 
-func (o *OAuth) unreachable() *Refusal {
-	return &Refusal{Status: http.StatusServiceUnavailable, Description: "the authorization server cannot check the token now; try again later"}
+func (o *OAuth) unreachable(cause error) *Refusal {
+	return &Refusal{Status: http.StatusServiceUnavailable, Description: "the authorization server cannot check the token now; try again later", Cause: fmt.Errorf("introspection: %w", cause)}
 }
 
 // introspectionCache holds recent introspection answers by the token's

@@ -267,7 +267,7 @@ func (o *OAuth) Authenticate(r *http.Request) (Principal, error) {
 func (o *OAuth) Verify(ctx context.Context, token string) (Principal, error) {
 	verifier, introURL, err := o.ready(ctx)
 	if err != nil {
-		return Principal{}, &Refusal{Status: http.StatusServiceUnavailable, Description: "the authorization server cannot be reached; try again later"}
+		return Principal{}, &Refusal{Status: http.StatusServiceUnavailable, Description: "the authorization server cannot be reached; try again later", Cause: err}
 	}
 	// A compact JWS has exactly three dot-separated parts; go-jose parses
 	// it. Anything else can only be an opaque token.

@@ -491,3 +491,49 @@ func TestUnreachableIssuer(t *testing.T) {
 		t.Errorf("status %d, want 503 while the issuer cannot be reached", a.status)
 	}
 }
+
+// TestDiscovery: an issuer with a path that serves only OpenID Connect
+// discovery is found there; metadata that names another issuer is refused
+// (RFC 8414 §3.3), or any document could redirect us to any keys.
+func TestDiscovery(t *testing.T) {
+	iss := testkit.NewIssuer(t) // its keys sign, and serve the JWKS
+	var base string
+	var paths []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		var issuer string
+		switch r.URL.Path {
+		case "/tenant/.well-known/openid-configuration":
+			issuer = base + "/tenant"
+		case "/liar/.well-known/openid-configuration":
+			issuer = base + "/tenant"
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": issuer, "jwks_uri": iss.URL + "/jwks"})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	base = srv.URL
+
+	o := newOAuth(t, auth.OAuthOptions{Issuer: base + "/tenant"})
+	if err := o.Discover(t.Context()); err != nil {
+		t.Fatalf("Discover: %v", err)
+	}
+	if want := []string{"/.well-known/oauth-authorization-server/tenant", "/tenant/.well-known/openid-configuration"}; !slices.Equal(paths, want) {
+		t.Errorf("looked at %v, want %v", paths, want)
+	}
+	c := iss.Claims(resource, "alice")
+	c["iss"] = base + "/tenant"
+	if a := ask(t, door(t, o), iss.Token(t, c)); a.status != http.StatusOK {
+		t.Errorf("a token of the discovered issuer: %d %v", a.status, a.body)
+	}
+
+	liar := newOAuth(t, auth.OAuthOptions{Issuer: base + "/liar"})
+	if err := liar.Discover(t.Context()); !errors.Is(err, auth.ErrDiscovery) {
+		t.Errorf("metadata naming another issuer: %v", err)
+	}
+}

@@ -95,6 +95,16 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			if errors.As(err, &ref) {
 				status, challenge = ref.Status, ref.Challenge
 			}
+			if status >= 500 {
+				// Not the client's fault: the operator needs to know why.
+				cause := err
+				if ref != nil && ref.Cause != nil {
+					cause = ref.Cause
+				}
+				h.log.Warn().Err(cause).Int("status", status).Msg("cannot authenticate requests")
+			} else {
+				h.log.Debug().Str("remote", r.RemoteAddr).Int("status", status).Str("why", err.Error()).Msg("refused a request")
+			}
 			if challenge != "" {
 				w.Header().Set("WWW-Authenticate", challenge)
 			}
