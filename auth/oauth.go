@@ -358,6 +358,15 @@ func (o *OAuth) principal(c claims, all map[string]any, builtIn bool) (Principal
 	if user == "" {
 		return Principal{}, o.invalid("the token names no user in its " + o.opts.UserClaim + " claim")
 	}
+	if verified, ok := all["email_verified"].(bool); ok && !verified && o.opts.UserClaim == "email" {
+		// Some providers let a user type in any address: one nobody has
+		// verified must not sign anyone in as the tenant that lists it.
+		return Principal{}, &Refusal{
+			Status:      http.StatusForbidden,
+			Code:        "access_denied",
+			Description: fmt.Sprintf("the email address %s is not verified", user),
+		}
+	}
 	granted := c.scopes()
 	for _, s := range o.opts.Scopes {
 		if !slices.Contains(granted, s) {

@@ -346,6 +346,15 @@ func TestUsersMapToTenants(t *testing.T) {
 			t.Errorf("%s: %d %+v %v", tc.email, a.status, a.p, a.body)
 		}
 	}
+	c := iss.Claims(resource, "sub-x")
+	c["email"], c["email_verified"] = "alice@acme.com", false
+	if a := ask(t, url, iss.Token(t, c)); a.status != http.StatusForbidden || a.p.Tenant != "" {
+		t.Errorf("an unverified email address: %d %+v, want 403", a.status, a.p)
+	}
+	c["email_verified"] = true
+	if a := ask(t, url, iss.Token(t, c)); a.status != http.StatusOK || a.p.Tenant != "acme" {
+		t.Errorf("a verified email address: %d %+v", a.status, a.p)
+	}
 	a := ask(t, url, token("mallory@evil.com"))
 	if a.status != http.StatusForbidden || a.challenge != "" || !strings.Contains(a.body["description"], "mallory@evil.com") {
 		t.Errorf("a user in no tenant: %d %q %v; want 403 without a challenge, naming the user", a.status, a.challenge, a.body)
