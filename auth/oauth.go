@@ -281,6 +281,11 @@ func (o *OAuth) Verify(ctx context.Context, token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, o.invalid("the token's signature cannot be verified")
 	}
+	if o.opts.KeySet != nil && !isAccessTokenType(token) {
+		// The built-in server marks its access tokens (RFC 9068 §2.1), so
+		// nothing else it might ever sign can pass for one.
+		return Principal{}, o.invalid("the token is not an access token")
+	}
 	var c claims
 	if err := idt.Claims(&c); err != nil {
 		return Principal{}, o.invalid("the token's claims cannot be read")
@@ -299,12 +304,28 @@ func (o *OAuth) Verify(ctx context.Context, token string) (Principal, error) {
 // allowed algorithm at all, without checking the signature. With
 // introspection on, a token that is not one goes there instead.
 func (o *OAuth) isJWT(token string) bool {
-	algs := make([]jose.SignatureAlgorithm, len(o.opts.Algorithms))
-	for i, a := range o.opts.Algorithms {
+	_, err := jwt.ParseSigned(token, joseAlgorithms(o.opts.Algorithms))
+	return err == nil
+}
+
+// isAccessTokenType reports whether a verified token's typ header says it
+// is an access token (RFC 9068: "at+jwt", or in full "application/at+jwt").
+func isAccessTokenType(token string) bool {
+	jws, err := jose.ParseSigned(token, joseAlgorithms(asymmetric))
+	if err != nil || len(jws.Signatures) != 1 {
+		return false
+	}
+	typ, _ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType].(string)
+	typ = strings.ToLower(typ)
+	return typ == "at+jwt" || typ == "application/at+jwt"
+}
+
+func joseAlgorithms(names []string) []jose.SignatureAlgorithm {
+	algs := make([]jose.SignatureAlgorithm, len(names))
+	for i, a := range names {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	_, err := jwt.ParseSigned(token, algs)
-	return err == nil
+	return algs
 }
 
 // claims are what a token or an introspection answer says.

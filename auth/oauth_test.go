@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcpwrap/mcpwrap/auth"
@@ -394,6 +395,19 @@ func TestBuiltInServerNamesTheTenant(t *testing.T) {
 	}
 	if a := ask(t, door(t, external), token); a.status != http.StatusForbidden {
 		t.Errorf("an external issuer's tenant claim was trusted: %d %+v", a.status, a.p)
+	}
+	// A JWT the built-in server's key signed that is not marked as an
+	// access token is not one.
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: iss.Key().Private}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := jwt.Signed(signer).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := ask(t, door(t, builtIn), plain); a.status != http.StatusUnauthorized {
+		t.Errorf("a JWT of typ JWT from the built-in server: %d %+v", a.status, a.p)
 	}
 	c["mcpwrap_tenant"] = "gone"
 	if a := ask(t, door(t, builtIn), iss.Token(t, c)); a.status != http.StatusForbidden {
