@@ -562,3 +562,20 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("metadata naming another issuer: %v", err)
 	}
 }
+
+// TestAudienceOverride: an issuer that names its APIs by identifier (an
+// Auth0 "API audience", say) is matched by that alone.
+func TestAudienceOverride(t *testing.T) {
+	iss := testkit.NewIssuer(t)
+	o := newOAuth(t, auth.OAuthOptions{Issuer: iss.URL, Audience: "urn:my-mcp"})
+	url := door(t, o)
+	if a := ask(t, url, iss.Token(t, iss.Claims("urn:my-mcp", "alice"))); a.status != http.StatusOK {
+		t.Errorf("the configured audience: %d %v", a.status, a.body)
+	}
+	if a := ask(t, url, iss.Token(t, iss.Claims(resource, "alice"))); a.status != http.StatusUnauthorized {
+		t.Errorf("the resource URL beside a configured audience: %d", a.status)
+	}
+	if o.Metadata().Resource != resource {
+		t.Errorf("metadata resource %q, want the canonical %q", o.Metadata().Resource, resource)
+	}
+}
