@@ -14,8 +14,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +99,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		background.Go(func() { child.ReapOrphans(bgCtx, log) })
 	}
 
+	// Listen first: on loopback, the public URL OAuth needs defaults to the
+	// address actually bound.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	defer ln.Close()
+	authn, oauth, err := authenticator(cfg, "http://"+ln.Addr().String())
+	if err != nil {
+		return err
+	}
+
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
 	reg = session.NewRegistry(session.Options{
@@ -122,26 +136,21 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Path:           cfg.Path,
 		SSEPath:        cfg.SSEPath,
 		MessagePath:    cfg.MessagePath,
-		Auth:           authenticator(cfg.Tenants),
+		Auth:           authn,
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
 		MaxBodyBytes:   int64(cfg.MaxBodyTotal),
 		BodyTimeout:    cfg.BodyTimeout,
-		Hosts:          cfg.AllowedHosts,
+		Hosts:          allowedHosts(cfg),
 		KeepAlive:      cfg.KeepAlive,
 		RequestTimeout: cfg.RequestTimeout,
 		MachineID:      cfg.MachineID,
 		Metrics:        stats,
 	}, reg, log)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("listening for metrics: %w", err)
 		}
 		mux := http.NewServeMux()
@@ -150,18 +159,36 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		background.Go(func() { _ = msrv.Serve(mln) })
 		defer msrv.Close()
 	}
+	// The MCP endpoints, and beside them what OAuth clients discover first.
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	if oauth != nil {
+		for _, p := range oauth.MetadataPaths() {
+			mux.Handle(p, oauth.MetadataHandler())
+		}
+	}
 	ln = wrap.LimitConnections(ln, maxConnections(cfg.MaxConns), log)
 	// No WriteTimeout or ReadTimeout: either would cut every live SSE
 	// stream. Bodies have a deadline of their own (wrap.Options.BodyTimeout).
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.ConnIdle}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.ConnIdle}
 	served := make(chan error, 1)
 	background.Go(func() { served <- srv.Serve(ln) })
 	defer srv.Close() // when run returns before shutdown, Serve must end too
 	background.Go(func() { reg.ReapIdle(bgCtx) })
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
-	if len(cfg.Tenants) == 0 {
+	if len(cfg.Tenants) == 0 && oauth == nil {
 		log.Warn().Msg("no token configured: anyone who can reach " + ln.Addr().String() + " can use the server")
+	}
+	if oauth != nil {
+		log.Info().Str("resource", oauth.Resource()).Str("issuer", oauth.Issuer()).Msg("OAuth sign-in accepted")
+		// A wrong issuer should show now, not at the first sign-in; tokens
+		// retry discovery by themselves.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := oauth.Discover(dctx); err != nil {
+			log.Warn().Err(err).Msg("the authorization server cannot be discovered yet")
+		}
+		cancel()
 	}
 
 	// With MCPWRAP_EXIT_WHEN_IDLE, a process nobody uses exits by itself, so
@@ -225,17 +252,55 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	return nil
 }
 
-// authenticator is who may use the server: the tenants' static tokens, or
-// anyone when none is configured (config allows that on loopback only).
-func authenticator(in []config.Tenant) wrap.Authenticator {
-	if len(in) == 0 {
-		return nil
+// authenticator is who may use the server: the tenants' static tokens and,
+// with an issuer, OAuth access tokens; or anyone when neither is configured
+// (config allows that on loopback only). localURL is the public URL when
+// none is configured.
+func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *auth.OAuth, error) {
+	tenants := make([]auth.Tenant, len(cfg.Tenants))
+	for i, t := range cfg.Tenants {
+		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env, Users: t.Users}
 	}
-	tenants := make([]auth.Tenant, len(in))
-	for i, t := range in {
-		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env}
+	if !cfg.OAuth() {
+		if len(tenants) == 0 {
+			return nil, nil, nil
+		}
+		return auth.NewTokens(tenants), nil, nil
 	}
-	return auth.NewTokens(tenants)
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = localURL
+	}
+	var users *auth.Tenants // without a tenants file, any signed-in user
+	if cfg.TenantsFile != "" {
+		users = auth.NewTenants(tenants)
+	}
+	oauth, err := auth.NewOAuth(auth.OAuthOptions{
+		PublicURL:                 publicURL,
+		Path:                      cfg.Path,
+		Issuer:                    cfg.AuthIssuer,
+		Audience:                  cfg.AuthAudience,
+		Scopes:                    cfg.AuthScopes,
+		UserClaim:                 cfg.AuthUserClaim,
+		Algorithms:                cfg.AuthAlgorithms,
+		IntrospectionClientID:     cfg.AuthIntrospectionClientID,
+		IntrospectionClientSecret: cfg.AuthIntrospectionClientSecret,
+		Tenants:                   users,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	return &auth.Combined{Tokens: auth.NewTokens(tenants), OAuth: oauth}, oauth, nil
+}
+
+// allowedHosts are the host names served without a token: the configured
+// ones and that of the public URL.
+func allowedHosts(cfg config.Config) []string {
+	hosts := slices.Clone(cfg.AllowedHosts)
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	return hosts
 }
 
 // maxConnections is the connection cap: the configured one, or half of

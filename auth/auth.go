@@ -26,13 +26,21 @@ type Tenant struct {
 // do about it.
 type Refusal struct {
 	Status int
-	// Code is the RFC 6750 error code: "" when no credential was presented,
-	// "invalid_token", or "insufficient_scope".
+	// Code is the RFC 6750 error code: "" when no credential was presented
+	// (or the server cannot check one now: 503), "invalid_token", or
+	// "insufficient_scope"; "access_denied" for a valid token of a user no
+	// tenant lists.
 	Code        string
 	Description string
-	// Challenge is the whole WWW-Authenticate value.
+	// Challenge is the whole WWW-Authenticate value; "" for none (a refusal
+	// that signing in again cannot change).
 	Challenge string
+	// Cause is what went wrong on the server's side (the issuer cannot be
+	// reached, say), for the log: it is never shown to the client.
+	Cause error
 }
+
+func (r *Refusal) Unwrap() error { return r.Cause }
 
 func (r *Refusal) Error() string {
 	if r.Description != "" {

@@ -34,12 +34,28 @@
 //	MCPWRAP_HTTP_HEADER_TIMEOUT     10s                time to read a request's headers
 //	MCPWRAP_HTTP_BODY_TIMEOUT       60s                time to read a request's body
 //	MCPWRAP_HTTP_IDLE_TIMEOUT       2m                 close a keep-alive connection idle this long
+//	MCPWRAP_PUBLIC_URL              see below          the externally visible base URL (https://my-mcp.fly.dev, or with a path prefix)
+//	MCPWRAP_AUTH_ISSUER             (none)             OAuth: the issuer whose access tokens are accepted (an external identity provider)
+//	MCPWRAP_AUTH_AUDIENCE           (none)             OAuth: the one audience accepted instead of the resource (PUBLIC_URL + PATH)
+//	MCPWRAP_AUTH_SCOPES             (none)             OAuth: scopes every token must carry, comma-separated
+//	MCPWRAP_AUTH_USER_CLAIM         sub                OAuth: the claim that names the user (e.g. email), matched against tenants' "users"
+//	MCPWRAP_AUTH_ALGORITHMS         RS256,ES256,EdDSA,PS256  OAuth: accepted token signature algorithms (asymmetric only)
+//	MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID      (none)   OAuth: with the secret, check opaque tokens at the issuer (RFC 7662)
+//	MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET  (none)   OAuth: the introspection client's secret
 //	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
 // 127.0.0.1:8080 otherwise, so that an unauthenticated mcpwrap is reachable
 // only from its own machine. Without a token, mcpwrap refuses a non-loopback
 // address unless MCPWRAP_NO_AUTH is set.
+//
+// With MCPWRAP_AUTH_ISSUER, clients may also sign in with OAuth: mcpwrap is
+// then a resource server whose canonical resource is MCPWRAP_PUBLIC_URL
+// followed by MCPWRAP_PATH. MCPWRAP_PUBLIC_URL is required then, except on
+// a loopback address, where it defaults to http:// and the address
+// listened on. The tenants file's "users" map signed-in users to tenants:
+//
+//	{"acme": {"token": "…", "users": ["alice@acme.com", "google:*@acme.com"], "env": {"K": "V"}}}
 package config
 
 import (
@@ -50,6 +66,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -93,6 +110,15 @@ type Config struct {
 	HeaderTimeout  time.Duration `env:"HTTP_HEADER_TIMEOUT" envDefault:"10s" help:"time allowed to read a request's headers"`
 	BodyTimeout    time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"60s" help:"time allowed to read a request's body"`
 	ConnIdle       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"close a keep-alive connection idle this long"`
+
+	PublicURL                     string   `env:"PUBLIC_URL" help:"externally visible base URL, e.g. https://my-mcp.fly.dev"`
+	AuthIssuer                    string   `env:"AUTH_ISSUER" help:"OAuth issuer whose access tokens are accepted"`
+	AuthAudience                  string   `env:"AUTH_AUDIENCE" help:"the one token audience accepted instead of the resource URL"`
+	AuthScopes                    []string `env:"AUTH_SCOPES" help:"scopes every access token must carry, comma-separated"`
+	AuthUserClaim                 string   `env:"AUTH_USER_CLAIM" envDefault:"sub" help:"access token claim naming the user (sub, email, ...)"`
+	AuthAlgorithms                []string `env:"AUTH_ALGORITHMS" envDefault:"RS256,ES256,EdDSA,PS256" help:"accepted access token signature algorithms"`
+	AuthIntrospectionClientID     string   `env:"AUTH_INTROSPECTION_CLIENT_ID" help:"client id for introspecting opaque tokens (RFC 7662)"`
+	AuthIntrospectionClientSecret string   `env:"AUTH_INTROSPECTION_CLIENT_SECRET" secret:"true" help:"client secret for introspecting opaque tokens"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
 	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
@@ -175,9 +201,11 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	cfg.MachineID = getenv("FLY_MACHINE_ID")
 	cfg.AllowedOrigins = clean(cfg.AllowedOrigins)
 	cfg.AllowedHosts = clean(cfg.AllowedHosts)
+	cfg.AuthScopes = clean(cfg.AuthScopes)
+	cfg.AuthAlgorithms = clean(cfg.AuthAlgorithms)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
-		if len(cfg.Tenants) > 0 {
+		if len(cfg.Tenants) > 0 || cfg.OAuth() {
 			cfg.Listen = ":8080"
 		}
 	}
@@ -191,7 +219,7 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("%w: MCPWRAP_LISTEN %q: %v", ErrUsage, c.Listen, err)
 	}
-	if len(c.Tenants) == 0 && !c.NoAuth && !IsLoopback(c.Listen) {
+	if len(c.Tenants) == 0 && !c.OAuth() && !c.NoAuth && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: no token set and %s is not a loopback address: set MCPWRAP_TOKEN (or MCPWRAP_TOKEN_FILE), listen on 127.0.0.1, or set MCPWRAP_NO_AUTH=true to serve anyone", ErrUsage, c.Listen)
 	}
 	for _, p := range []string{c.Path, c.SSEPath, c.MessagePath} {
@@ -210,14 +238,51 @@ func (c Config) validate() error {
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tenants {
-		if seen["name "+t.Name] || seen["token "+t.Token] {
+		if seen["name "+t.Name] || t.Token != "" && seen["token "+t.Token] {
 			return fmt.Errorf("%w: tenant %q: every tenant needs its own name and its own token", ErrUsage, t.Name)
 		}
 		seen["name "+t.Name], seen["token "+t.Token] = true, true
 	}
+	if err := c.validateOAuth(); err != nil {
+		return err
+	}
 	for _, kv := range c.ChildEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("%w: MCPWRAP_CHILD_ENV entry %q is not K=V", ErrUsage, kv)
+		}
+	}
+	return nil
+}
+
+// OAuth reports whether clients may sign in with OAuth.
+func (c Config) OAuth() bool { return c.AuthIssuer != "" }
+
+func (c Config) validateOAuth() error {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q is not an http(s) URL without query or fragment", ErrUsage, c.PublicURL)
+		}
+	}
+	if !c.OAuth() {
+		return nil
+	}
+	if c.PublicURL == "" && !IsLoopback(c.Listen) {
+		return fmt.Errorf("%w: OAuth needs MCPWRAP_PUBLIC_URL, the URL clients reach this server at (e.g. https://my-mcp.fly.dev)", ErrUsage)
+	}
+	u, err := url.Parse(c.AuthIssuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_ISSUER %q is not an https URL (http only on loopback)", ErrUsage, c.AuthIssuer)
+	}
+	if strings.TrimSpace(c.AuthUserClaim) == "" {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_USER_CLAIM is empty", ErrUsage)
+	}
+	if (c.AuthIntrospectionClientID == "") != (c.AuthIntrospectionClientSecret == "") {
+		return fmt.Errorf("%w: set both MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID and MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET, or neither", ErrUsage)
+	}
+	for _, s := range c.AuthScopes {
+		if s == "offline_access" {
+			return fmt.Errorf("%w: MCPWRAP_AUTH_SCOPES: offline_access is for the client to ask for, not for the server to require", ErrUsage)
 		}
 	}
 	return nil
@@ -231,6 +296,10 @@ func IsLoopback(listen string) bool {
 	if err != nil {
 		return false
 	}
+	return isLoopbackHost(host)
+}
+
+func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -275,6 +344,9 @@ func (c Config) Redacted() map[string]any {
 			m["child_env"] = keys
 		default:
 			val := v.Field(i).Interface()
+			if f.Tag.Get("secret") == "true" {
+				val = v.Field(i).String() != "" // whether it is set, never what
+			}
 			if d, ok := val.(time.Duration); ok {
 				val = d.String()
 			}
@@ -306,15 +378,18 @@ func readTokenFile(path string) ([]string, error) {
 // the environment its sessions' children get on top of the common one.
 type Tenant struct {
 	Name  string
-	Token string
+	Token string   // "" for a tenant whose users only sign in
 	Env   []string // K=V
+	Users []string // identities that sign in as this tenant: "alice@corp.com", "github:alice", "google:*@corp.com"
 }
 
-// readTenants reads a tenants file: a JSON object from name to token and
-// environment, so one deployment can serve several users, each child seeing
-// only its own user's credentials:
+// readTenants reads a tenants file: a JSON object from name to token,
+// users and environment, so one deployment can serve several users, each
+// child seeing only its own user's credentials. A tenant needs a token, or
+// users who sign in (OAuth), or both:
 //
-//	{"alice": {"token": "…", "env": {"GITHUB_TOKEN": "…"}}}
+//	{"alice": {"token": "…", "env": {"GITHUB_TOKEN": "…"}},
+//	 "corp": {"users": ["google:*@corp.com"], "env": {"K": "V"}}}
 func readTenants(path string) ([]Tenant, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -323,18 +398,20 @@ func readTenants(path string) ([]Tenant, error) {
 	var file map[string]struct {
 		Token string            `json:"token"`
 		Env   map[string]string `json:"env"`
+		Users []string          `json:"users"`
 	}
 	if err := json.Unmarshal(b, &file); err != nil {
 		// The decoder's message may quote the file; it holds secrets.
-		return nil, fmt.Errorf("%w: MCPWRAP_TENANTS_FILE %s is not a JSON object of name → {token, env}", ErrUsage, path)
+		return nil, fmt.Errorf("%w: MCPWRAP_TENANTS_FILE %s is not a JSON object of name → {token, users, env}", ErrUsage, path)
 	}
 	var tenants []Tenant
 	for _, name := range slices.Sorted(maps.Keys(file)) {
 		t := file[name]
-		if strings.TrimSpace(t.Token) == "" {
-			return nil, fmt.Errorf("%w: tenant %q in MCPWRAP_TENANTS_FILE has no token", ErrUsage, name)
+		users := clean(t.Users)
+		if strings.TrimSpace(t.Token) == "" && len(users) == 0 {
+			return nil, fmt.Errorf("%w: tenant %q in MCPWRAP_TENANTS_FILE has neither a token nor users", ErrUsage, name)
 		}
-		tenant := Tenant{Name: name, Token: strings.TrimSpace(t.Token)}
+		tenant := Tenant{Name: name, Token: strings.TrimSpace(t.Token), Users: users}
 		for _, k := range slices.Sorted(maps.Keys(t.Env)) {
 			tenant.Env = append(tenant.Env, k+"="+t.Env[k])
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,5 +137,93 @@ func TestChildEnvironmentLosesMcpwrapVariables(t *testing.T) {
 	got := cfg.ChildEnviron([]string{"PATH=/bin", "MCPWRAP_TOKEN=s3cret", "MCPWRAP_LISTEN=:1", "HOME=/root"})
 	if want := []string{"PATH=/bin", "HOME=/root", "EXTRA=1"}; !slices.Equal(got, want) {
 		t.Errorf("child env %v, want %v", got, want)
+	}
+}
+
+func TestOAuthSettings(t *testing.T) {
+	base := map[string]string{
+		"MCPWRAP_LISTEN":      "0.0.0.0:8080",
+		"MCPWRAP_PUBLIC_URL":  "https://my-mcp.fly.dev",
+		"MCPWRAP_AUTH_ISSUER": "https://login.example.com/tenant/",
+		"MCPWRAP_AUTH_SCOPES": "mcp, tools",
+	}
+	with := func(changes map[string]string) map[string]string {
+		m := maps.Clone(base)
+		for k, v := range changes {
+			if v == "" {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	cfg, err := Load([]string{"--auth-introspection-client-id", "rs", "--", "server"}, vars(with(map[string]string{
+		"MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET": "intro-s3cret",
+	})), io.Discard)
+	if err != nil {
+		t.Fatalf("an OAuth-only server on a public address: %v", err)
+	}
+	if !cfg.OAuth() || cfg.AuthUserClaim != "sub" || !slices.Equal(cfg.AuthScopes, []string{"mcp", "tools"}) ||
+		!slices.Equal(cfg.AuthAlgorithms, []string{"RS256", "ES256", "EdDSA", "PS256"}) || cfg.AuthIntrospectionClientID != "rs" {
+		t.Errorf("settings: %+v", cfg)
+	}
+	if shown := fmt.Sprint(cfg.Redacted()); strings.Contains(shown, "intro-s3cret") || !strings.Contains(shown, "https://login.example.com/tenant/") {
+		t.Errorf("Redacted: %s", shown)
+	}
+	cfg, err = Load([]string{"--", "server"}, vars(with(map[string]string{"MCPWRAP_LISTEN": ""})), io.Discard)
+	if err != nil || cfg.Listen != ":8080" {
+		t.Errorf("OAuth alone listens on every interface: %q %v", cfg.Listen, err)
+	}
+	if _, err := Load([]string{"--", "server"}, vars(with(map[string]string{"MCPWRAP_PUBLIC_URL": "", "MCPWRAP_LISTEN": "127.0.0.1:0"})), io.Discard); err != nil {
+		t.Errorf("on loopback the public URL may be left out: %v", err)
+	}
+	for _, bad := range []map[string]string{
+		{"MCPWRAP_PUBLIC_URL": ""},
+		{"MCPWRAP_PUBLIC_URL": "my-mcp.fly.dev"},
+		{"MCPWRAP_PUBLIC_URL": "https://my-mcp.fly.dev/?x=1"},
+		{"MCPWRAP_AUTH_ISSUER": "http://login.example.com"},
+		{"MCPWRAP_AUTH_ISSUER": "login.example.com"},
+		{"MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID": "only-the-id"},
+		{"MCPWRAP_AUTH_SCOPES": "mcp,offline_access"},
+		{"MCPWRAP_AUTH_USER_CLAIM": " "},
+	} {
+		if _, err := Load([]string{"--", "server"}, vars(with(bad)), io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: err %v, want ErrUsage", bad, err)
+		}
+	}
+	if _, err := Load([]string{"--", "server"}, vars(with(map[string]string{"MCPWRAP_AUTH_ISSUER": "http://127.0.0.1:9999"})), io.Discard); err != nil {
+		t.Errorf("an http issuer on loopback (tests): %v", err)
+	}
+}
+
+func TestTenantsFileUsers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tenants.json")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"acme": {"token": "acme-token", "users": ["alice@acme.com", " "], "env": {"K": "V"}},
+		"corp": {"users": ["google:*@corp.com"]},
+		"globex": {"users": ["github:bob"]},
+		"old": {"token": "old-token"}}`)
+	cfg, err := Load([]string{"--", "server"}, vars(map[string]string{"MCPWRAP_TENANTS_FILE": file}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(cfg.Tenants)
+	want := fmt.Sprint([]Tenant{
+		{Name: "acme", Token: "acme-token", Env: []string{"K=V"}, Users: []string{"alice@acme.com"}},
+		{Name: "corp", Users: []string{"google:*@corp.com"}},
+		{Name: "globex", Users: []string{"github:bob"}},
+		{Name: "old", Token: "old-token"},
+	})
+	if got != want {
+		t.Errorf("tenants %s, want %s", got, want)
+	}
+	write(`{"empty": {"env": {"K": "V"}}}`)
+	if _, err := Load([]string{"--", "server"}, vars(map[string]string{"MCPWRAP_TENANTS_FILE": file}), io.Discard); !errors.Is(err, ErrUsage) {
+		t.Errorf("a tenant with neither token nor users: %v", err)
 	}
 }

@@ -115,41 +115,72 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Host "+r.Host+" is not served here")
 			return
 		}
-		owner, err := h.authenticate(r)
+		who, err := h.authenticate(r)
 		if err != nil {
 			status, challenge := http.StatusUnauthorized, `Bearer realm="mcpwrap"`
 			var ref *auth.Refusal
 			if errors.As(err, &ref) {
 				status, challenge = ref.Status, ref.Challenge
 			}
-			w.Header().Set("WWW-Authenticate", challenge)
+			if status >= 500 {
+				// Not the client's fault: the operator needs to know why.
+				cause := err
+				if ref != nil && ref.Cause != nil {
+					cause = ref.Cause
+				}
+				h.log.Warn().Err(cause).Int("status", status).Msg("cannot authenticate requests")
+			} else {
+				h.log.Debug().Str("remote", r.RemoteAddr).Int("status", status).Str("why", err.Error()).Msg("refused a request")
+			}
+			if challenge != "" {
+				w.Header().Set("WWW-Authenticate", challenge)
+			}
 			// Nobody who has not shown a credential keeps a connection.
 			w.Header().Set("Connection", "close")
 			writeError(w, status, nil, codeBadRequest, http.StatusText(status)+": "+err.Error())
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
 	})
 }
 
-type ownerKey struct{}
+type callerKey struct{}
 
-// ownerOf is who a request authenticated as (empty without auth).
-func ownerOf(r *http.Request) session.Owner {
-	o, _ := r.Context().Value(ownerKey{}).(session.Owner)
-	return o
+// caller is who a request authenticated as.
+type caller struct {
+	owner  session.Owner // whom the sessions it opens belong to
+	tenant string        // what metrics name it by: never a user, so users mint no series
 }
 
-// authenticate asks the authenticator who sent r.
-func (h *Handler) authenticate(r *http.Request) (session.Owner, error) {
+// ownerOf is whom the sessions a request opens belong to (empty without
+// auth).
+func ownerOf(r *http.Request) session.Owner {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c.owner
+}
+
+// tenantOf is the tenant a request authenticated as ("" without auth).
+func tenantOf(r *http.Request) string {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c.tenant
+}
+
+// authenticate asks the authenticator who sent r. A session belongs to a
+// tenant and, when signed in by OAuth, to the one user of it who opened
+// it: the owner's name carries both, since sessions are compared by it.
+func (h *Handler) authenticate(r *http.Request) (caller, error) {
 	if h.opts.Auth == nil {
-		return session.Owner{}, nil
+		return caller{}, nil
 	}
 	p, err := h.opts.Auth.Authenticate(r)
 	if err != nil {
-		return session.Owner{}, err
+		return caller{}, err
 	}
-	return session.Owner{Name: p.Tenant, Env: p.Env}, nil
+	name := p.Tenant
+	if p.Subject != "" {
+		name = p.Tenant + "/" + p.Subject
+	}
+	return caller{owner: session.Owner{Name: name, Env: p.Env}, tenant: p.Tenant}, nil
 }
 
 // originAllowed accepts loopback origins (local tools such as the MCP
