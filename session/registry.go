@@ -41,11 +41,14 @@ func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}, empty: time.Now()}
 }
 
-// Owner is who a session belongs to: the name of the token that opened it,
-// and the environment that token's children get on top of the common one.
+// Owner is who a session belongs to: a tenant and, when someone signed in,
+// the user of it who opened the session; and the environment the tenant's
+// children get on top of the common one. Only the same tenant and user may
+// use the session.
 type Owner struct {
-	Name string
-	Env  []string
+	Tenant string
+	User   string
+	Env    []string
 }
 
 // Start makes a session for owner: a fresh id and a child process of its
@@ -66,8 +69,11 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 
 	id := newID(r.opts.MachineID)
 	log := r.log.With().Str("session", id).Logger()
-	if owner.Name != "" {
-		log = log.With().Str("tenant", owner.Name).Logger()
+	if owner.Tenant != "" {
+		log = log.With().Str("tenant", owner.Tenant).Logger()
+	}
+	if owner.User != "" {
+		log = log.With().Str("user", owner.User).Logger()
 	}
 	cmd := r.opts.Command
 	if len(owner.Env) > 0 {
@@ -85,9 +91,9 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	// The observer hears of the start before the session can end, and
 	// outside the lock, so that it may ask the registry anything.
 	if r.opts.Observer != nil {
-		r.opts.Observer.SessionStarted(owner.Name)
+		r.opts.Observer.SessionStarted(owner.Tenant)
 	}
-	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove)
+	s := newSession(id, owner, c, r.opts, log, t, r.remove)
 	r.mu.Lock()
 	r.starting--
 	r.sessions[id] = s

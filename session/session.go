@@ -44,7 +44,8 @@ const codeSessionEnded = -32000
 // A Session is one client session and the child process that serves it.
 type Session struct {
 	id       string
-	owner    string // the name of the token that opened the session
+	tenant   string // the owner's tenant (see Owner)
+	user     string // the owner's user
 	trans    Transport
 	child    *child.Child
 	log      zerolog.Logger
@@ -138,9 +139,9 @@ func (s *Session) Reply(msg []byte) {
 	s.toStream(msg, "")
 }
 
-// Owner is the name of the token that opened the session; only that token
-// may use it.
-func (s *Session) Owner() string { return s.owner }
+// BelongsTo reports whether o opened the session: only its owner may use
+// it.
+func (s *Session) BelongsTo(o Owner) bool { return s.tenant == o.Tenant && s.user == o.User }
 
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -157,10 +158,11 @@ func (s *Session) Err() error {
 
 // newSession pairs a started child with a new client session; run starts
 // serving it.
-func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
+func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
 	s := &Session{
 		id:         id,
-		owner:      owner,
+		tenant:     owner.Tenant,
+		user:       owner.User,
 		observer:   opts.Observer,
 		child:      c,
 		log:        log,
@@ -610,7 +612,7 @@ func (s *Session) finish(readErr error) {
 	}
 	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {
-		s.observer.SessionEnded(s.owner, reason, exit.String())
+		s.observer.SessionEnded(s.tenant, reason, exit.String())
 	}
 
 	// The registry forgets the session before anyone hears it ended, so

@@ -43,7 +43,7 @@ func observe(m *metrics.Metrics, next http.Handler) http.Handler {
 		x := &exchange{}
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
-		owner := tenantOf(r)
+		owner := principalOf(r).Tenant
 		for _, method := range x.methods {
 			m.Request(method, owner, rec.code(), time.Since(start))
 		}

@@ -140,47 +140,31 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, status, nil, codeBadRequest, http.StatusText(status)+": "+err.Error())
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, who)))
 	})
 }
 
-type callerKey struct{}
+type principalKey struct{}
 
-// caller is who a request authenticated as.
-type caller struct {
-	owner  session.Owner // whom the sessions it opens belong to
-	tenant string        // what metrics name it by: never a user, so users mint no series
+// principalOf is who a request authenticated as (empty without auth).
+func principalOf(r *http.Request) auth.Principal {
+	p, _ := r.Context().Value(principalKey{}).(auth.Principal)
+	return p
 }
 
-// ownerOf is whom the sessions a request opens belong to (empty without
-// auth).
+// ownerOf is whom the sessions a request opens belong to: the tenant and,
+// when signed in by OAuth, the one user of it.
 func ownerOf(r *http.Request) session.Owner {
-	c, _ := r.Context().Value(callerKey{}).(caller)
-	return c.owner
+	p := principalOf(r)
+	return session.Owner{Tenant: p.Tenant, User: p.Subject, Env: p.Env}
 }
 
-// tenantOf is the tenant a request authenticated as ("" without auth).
-func tenantOf(r *http.Request) string {
-	c, _ := r.Context().Value(callerKey{}).(caller)
-	return c.tenant
-}
-
-// authenticate asks the authenticator who sent r. A session belongs to a
-// tenant and, when signed in by OAuth, to the one user of it who opened
-// it: the owner's name carries both, since sessions are compared by it.
-func (h *Handler) authenticate(r *http.Request) (caller, error) {
+// authenticate asks the authenticator who sent r.
+func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
 	if h.opts.Auth == nil {
-		return caller{}, nil
+		return auth.Principal{}, nil
 	}
-	p, err := h.opts.Auth.Authenticate(r)
-	if err != nil {
-		return caller{}, err
-	}
-	name := p.Tenant
-	if p.Subject != "" {
-		name = p.Tenant + "/" + p.Subject
-	}
-	return caller{owner: session.Owner{Name: name, Env: p.Env}, tenant: p.Tenant}, nil
+	return h.opts.Auth.Authenticate(r)
 }
 
 // originAllowed accepts loopback origins (local tools such as the MCP
@@ -237,7 +221,7 @@ func isLoopbackHost(host string) bool {
 // existence is none of this client's business.
 func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, t session.Transport) (*session.Session, bool) {
 	s, err := h.reg.Get(id)
-	if err == nil && s.Owner() == ownerOf(r).Name && s.Transport() == t {
+	if err == nil && s.BelongsTo(ownerOf(r)) && s.Transport() == t {
 		return s, true
 	}
 	if err != nil {
