@@ -259,7 +259,7 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *auth.OAuth, error) {
 	tenants := make([]auth.Tenant, len(cfg.Tenants))
 	for i, t := range cfg.Tenants {
-		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env, Users: t.Users}
+		tenants[i] = auth.Tenant{Name: t.Name, Admin: t.Admin, Token: t.Token, Env: t.Env, Users: t.Users}
 	}
 	if !cfg.OAuth() {
 		if len(tenants) == 0 {

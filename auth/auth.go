@@ -9,6 +9,7 @@ import (
 type Principal struct {
 	Tenant  string   // the tenant's name; "" when no tenants are configured
 	Subject string   // the signed-in user; "" for a tenant's own token
+	Admin   bool     // the deployment's own token: may see every tenant's figures
 	Env     []string // the environment the tenant's children get, K=V
 }
 
@@ -16,6 +17,7 @@ type Principal struct {
 // static token (if any) and who else may sign in as it.
 type Tenant struct {
 	Name  string
+	Admin bool     // its token is the deployment's own (see Principal.Admin)
 	Token string   // a static bearer token; "" for none
 	Env   []string // K=V for its children
 	Users []string // identities that sign in as this tenant ("github:alice", "google:*@corp.com")

@@ -46,7 +46,7 @@ func (t *Tokens) Match(token string) (Principal, bool) {
 		return Principal{}, false
 	}
 	tn := t.tenants[match]
-	return Principal{Tenant: tn.Name, Env: tn.Env}, true
+	return Principal{Tenant: tn.Name, Env: tn.Env, Admin: tn.Admin}, true
 }
 
 // Authenticate accepts a request bearing one of the static tokens.

@@ -188,7 +188,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		cfg.Tokens = append(cfg.Tokens, tokens...)
 	}
 	for i, t := range clean(cfg.Tokens) {
-		cfg.Tenants = append(cfg.Tenants, Tenant{Name: fmt.Sprintf("token%d", i+1), Token: t})
+		cfg.Tenants = append(cfg.Tenants, Tenant{Name: fmt.Sprintf("token%d", i+1), Admin: true, Token: t})
 	}
 	if cfg.TenantsFile != "" {
 		tenants, err := readTenants(cfg.TenantsFile)
@@ -378,6 +378,7 @@ func readTokenFile(path string) ([]string, error) {
 // the environment its sessions' children get on top of the common one.
 type Tenant struct {
 	Name  string
+	Admin bool     // a deployment token (MCPWRAP_TOKEN, MCPWRAP_TOKEN_FILE): it may also read /metrics
 	Token string   // "" for a tenant whose users only sign in
 	Env   []string // K=V
 	Users []string // identities that sign in as this tenant: "alice@corp.com", "github:alice", "google:*@corp.com"

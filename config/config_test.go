@@ -110,6 +110,11 @@ func TestTokensFromEverywhereAreNeverShown(t *testing.T) {
 	if !slices.Equal(cfg.Tenants[4].Env, []string{"GITHUB_TOKEN=alice-gh"}) {
 		t.Errorf("alice's env = %v", cfg.Tenants[4].Env)
 	}
+	for i, tn := range cfg.Tenants {
+		if admin := i < 4; tn.Admin != admin {
+			t.Errorf("%s: admin %v, want %v (only the deployment's own tokens are)", tn.Name, tn.Admin, admin)
+		}
+	}
 	shown := fmt.Sprint(cfg.Redacted())
 	for _, secret := range []string{"env-a", "file-token", "alice-token", "alice-gh"} {
 		if strings.Contains(shown, secret) {

@@ -53,7 +53,7 @@ func start(t testing.TB, tweaks ...tweak) *server {
 	}
 	wopts := wrap.Options{
 		Path: "/mcp", SSEPath: "/sse", MessagePath: "/message",
-		Auth:       auth.NewTokens([]auth.Tenant{{Name: "test", Token: token}}),
+		Auth:       auth.NewTokens([]auth.Tenant{{Name: "test", Admin: true, Token: token}}),
 		MaxMessage: 16 << 20,
 		KeepAlive:  2 * time.Second,
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -20,6 +21,7 @@ func TestMetricsCountSessionsAndRequests(t *testing.T) {
 	s := start(t, func(o *session.Options, w *wrap.Options) {
 		o.Observer = m
 		w.Metrics = m
+		w.Auth = auth.NewTokens([]auth.Tenant{{Name: "test", Admin: true, Token: token}, {Name: "acme", Token: "acme-token"}})
 	})
 	reg = s.Reg
 	cs := connect(t, s.URL, nil)
@@ -43,6 +45,10 @@ func TestMetricsCountSessionsAndRequests(t *testing.T) {
 	}
 	if code, _ := scrape(""); code != http.StatusUnauthorized {
 		t.Errorf("/metrics without a token: %d, want 401", code)
+	}
+	// A tenant's own token may not see the others' figures.
+	if code, body := scrape("Bearer acme-token"); code != http.StatusForbidden || strings.Contains(body, "mcpwrap_") {
+		t.Errorf("/metrics with a tenant's token: %d, want 403 and no figures", code)
 	}
 	code, body := scrape("Bearer " + token)
 	if code != http.StatusOK {

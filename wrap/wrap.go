@@ -89,7 +89,7 @@ func New(opts Options, reg Sessions, log zerolog.Logger) *Handler {
 	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
 	h.mux.Handle(opts.MessagePath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseMessage))))
 	if opts.Metrics != nil {
-		h.mux.Handle("/metrics", h.guard(MetricsHandler(opts.Metrics)))
+		h.mux.Handle("/metrics", h.guard(h.adminOnly(MetricsHandler(opts.Metrics))))
 	}
 	return h
 }
@@ -263,6 +263,20 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		Full     bool   `json:"full"`
 		Problem  string `json:"problem,omitempty"`
 	}{state, h.reg.Len(), h.reg.Full(), problem})
+}
+
+// adminOnly lets through the deployment's own token, or anyone where no
+// token is needed: the figures name every tenant, which no tenant may see
+// of the others. (MCPWRAP_METRICS_LISTEN serves them without a token, on
+// an address meant to be private.)
+func (h *Handler) adminOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.opts.Auth != nil && !principalOf(r).Admin {
+			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: /metrics needs the deployment's token (MCPWRAP_TOKEN) or MCPWRAP_METRICS_LISTEN")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // MetricsHandler serves m in the Prometheus text format.
