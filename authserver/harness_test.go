@@ -31,7 +31,7 @@ const (
 
 // fixture is one authorization server on a loopback port.
 type fixture struct {
-	t      *testing.T
+	t     *testing.T
 	srv   *Server
 	http  *httptest.Server
 	clock *clock

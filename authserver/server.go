@@ -199,6 +199,21 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// Paths are the paths Handler serves, for mounting it on an outer mux.
+func (s *Server) Paths() []string {
+	p := s.prefix
+	paths := []string{
+		"/.well-known/oauth-authorization-server" + p,
+		"/.well-known/openid-configuration" + p,
+		p + "/jwks", p + "/register", p + "/token", p + "/authorize", p + "/authorize/",
+		p + "/callback/",
+	}
+	if p != "" {
+		paths = append(paths, p+"/.well-known/openid-configuration")
+	}
+	return paths
+}
+
 func (s *Server) endpoint(path string) string { return s.opts.Issuer + path }
 
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {

@@ -22,12 +22,12 @@ func TestMetadataAtBothWellKnownPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]any{
-			"issuer":                 f.issuer,
-			"authorization_endpoint": f.issuer + "/authorize",
-			"token_endpoint":         f.issuer + "/token",
-			"registration_endpoint":  f.issuer + "/register",
-			"jwks_uri":               f.issuer + "/jwks",
-			"client_id_metadata_document_supported":          true,
+			"issuer":                                f.issuer,
+			"authorization_endpoint":                f.issuer + "/authorize",
+			"token_endpoint":                        f.issuer + "/token",
+			"registration_endpoint":                 f.issuer + "/register",
+			"jwks_uri":                              f.issuer + "/jwks",
+			"client_id_metadata_document_supported": true,
 			"authorization_response_iss_parameter_supported": true,
 		}
 		for k, v := range want {
