@@ -31,9 +31,9 @@ type standIn struct {
 	clientID     string
 	clientSecret string
 
-	mu    sync.Mutex // guards the fields below
-	user       string // who signs in next: a GitHub login or an email
-	unverified bool   // the next ID token says email_verified false
+	mu         sync.Mutex // guards the fields below
+	user       string     // who signs in next: a GitHub login or an email
+	unverified bool       // the next ID token says email_verified false
 	codes      map[string]upstreamCode
 }
 
