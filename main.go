@@ -114,11 +114,21 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		IDPrefix:    idPrefix(cfg.MachineID),
 		Observer:    stats,
 	}, log)
+	// Listening comes before the authorization server, whose default public
+	// URL on loopback is the address listened on.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
 	authn := authenticator(cfg.Tenants)
 	var as *authserver.Server
 	if cfg.AuthSecret != "" {
 		as, err = newAuthServer(cfg, log)
 		if err != nil {
+			ln.Close()
 			return err
 		}
 		authn = builtinAuthenticator{static: authn, verifier: accessTokenVerifier(as, cfg.PublicURL+cfg.Path), tenants: authTenants(cfg.Tenants)}
@@ -146,10 +156,6 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		handler = mux
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {

@@ -66,6 +66,10 @@ type OIDC struct {
 	Name string
 }
 
+// ErrNoSignIn is a server nobody could sign in to: no static token for the
+// key page, and neither GitHub nor OIDC.
+var ErrNoSignIn = errors.New("authserver: no way to sign in: set a token (MCPWRAP_TOKEN, MCPWRAP_TENANTS_FILE) or GitHub or OIDC sign-in")
+
 // Lifetimes of what the server issues.
 const (
 	AccessTokenTTL  = time.Hour
@@ -112,6 +116,9 @@ func New(opts Options, log zerolog.Logger) (*Server, error) {
 	}
 	if iss.Scheme == "http" && !isLoopbackHost(iss.Hostname()) {
 		return nil, fmt.Errorf("authserver: issuer %q: http only on a loopback host", opts.Issuer)
+	}
+	if (opts.Tokens == nil || opts.Tokens.Len() == 0) && opts.GitHub == nil && opts.OIDC == nil {
+		return nil, ErrNoSignIn
 	}
 	if _, err := url.Parse(opts.Resource); err != nil || !strings.HasPrefix(opts.Resource, iss.Scheme+"://") {
 		return nil, fmt.Errorf("authserver: resource %q is not a URL", opts.Resource)

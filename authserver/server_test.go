@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"encoding/base64"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -326,10 +327,9 @@ func TestRegistrationRefusals(t *testing.T) {
 		{"https://claude.ai/api/mcp/auth_callback", "http://10.0.0.1/cb"},
 	} {
 		body, _ := json.Marshal(map[string]any{"redirect_uris": uris})
-		r := post(t, http.DefaultClient, f.base+"/register", nil)
 		req, _ := http.NewRequest(http.MethodPost, f.base+"/register", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
-		r = do(t, http.DefaultClient, req)
+		r := do(t, http.DefaultClient, req)
 		var e struct{ Error string }
 		if r.status != http.StatusBadRequest || json.Unmarshal([]byte(r.body), &e) != nil || e.Error != "invalid_redirect_uri" {
 			t.Errorf("%q: %d %s", uris, r.status, r.body)
@@ -389,8 +389,11 @@ func TestSecretRotation(t *testing.T) {
 	if r := get(t, browser(t), other.authorizeURL(client, redirect, p, nil)); r.status != http.StatusBadRequest {
 		t.Errorf("registration under another secret: %d", r.status)
 	}
-	if _, err := New(Options{Issuer: "http://127.0.0.1:1", Resource: "http://127.0.0.1:1/mcp", Secret: "short"}, old.srv.log); err != ErrShortSecret {
+	if _, err := New(Options{Issuer: "http://127.0.0.1:1", Resource: "http://127.0.0.1:1/mcp", Secret: "short"}, old.srv.log); !errors.Is(err, ErrShortSecret) {
 		t.Errorf("short secret: %v", err)
+	}
+	if _, err := New(Options{Issuer: "http://127.0.0.1:1", Resource: "http://127.0.0.1:1/mcp", Secret: testSecret}, old.srv.log); !errors.Is(err, ErrNoSignIn) {
+		t.Errorf("no sign-in method: %v", err)
 	}
 }
 

@@ -45,8 +45,8 @@
 // only from its own machine. Without a token, mcpwrap refuses a non-loopback
 // address unless MCPWRAP_NO_AUTH is set. MCPWRAP_AUTH_SECRET turns on the
 // built-in authorization server, whose issuer is MCPWRAP_PUBLIC_URL; on a
-// loopback address MCPWRAP_PUBLIC_URL defaults to http://<MCPWRAP_LISTEN>,
-// elsewhere it is required.
+// loopback address MCPWRAP_PUBLIC_URL may be left out (it is then
+// http://<the address listened on>), elsewhere it is required.
 package config
 
 import (
@@ -194,9 +194,6 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 			cfg.Listen = ":8080"
 		}
 	}
-	if cfg.PublicURL == "" && cfg.AuthSecret != "" && IsLoopback(cfg.Listen) {
-		cfg.PublicURL = "http://" + cfg.Listen
-	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	return cfg, cfg.validate()
 }
@@ -258,7 +255,7 @@ func (c Config) validateAuthServer() error {
 	if len(c.AuthSecret) < minSecret || c.AuthSecretPrevious != "" && len(c.AuthSecretPrevious) < minSecret {
 		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET (and MCPWRAP_AUTH_SECRET_PREVIOUS) must be at least %d bytes: openssl rand -base64 32", ErrUsage, minSecret)
 	}
-	if c.PublicURL == "" {
+	if c.PublicURL == "" && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET needs MCPWRAP_PUBLIC_URL, the address clients reach this server at (e.g. https://my-mcp.fly.dev)", ErrUsage)
 	}
 	if (c.AuthGitHubClientID == "") != (c.AuthGitHubClientSecret == "") {
