@@ -35,8 +35,8 @@ type Options struct {
 	// deployment's own (MCPWRAP_TOKEN). Nil: no key page.
 	Tokens *auth.Tokens
 	// Tenant maps an upstream identity (github:alice, google:bob@corp.com,
-	// oidc:…) to the tenant it signs in as; false refuses it. Nil refuses
-	// every upstream identity.
+	// oidc:…, always lower case) to the tenant it signs in as; false
+	// refuses it. Nil refuses every upstream identity.
 	Tenant func(identity string) (auth.Tenant, bool)
 	// GitHub and OIDC, when set, add upstream sign-in buttons.
 	GitHub *GitHub

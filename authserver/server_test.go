@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 )
 
 func TestMetadataAtBothWellKnownPaths(t *testing.T) {
@@ -411,5 +416,36 @@ func TestCodeFromAnotherMachineIsReplayed(t *testing.T) {
 	// The proxy's replay reaches m1, which redeems it.
 	if r := a.redeem(client, redirect, code, p.verifier); r.status != http.StatusOK {
 		t.Fatalf("on m1: %+v", r)
+	}
+}
+
+func TestCookiesOnAnHTTPSIssuer(t *testing.T) {
+	s, err := New(Options{
+		Issuer:   "https://my-mcp.example",
+		Resource: "https://my-mcp.example/mcp",
+		Secret:   testSecret,
+		Tokens:   auth.NewTokens([]auth.Tenant{{Name: "acme", Token: testKey}}),
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := s.keys.registration.seal(registration{RedirectURIs: []string{"https://claude.ai/api/mcp/auth_callback"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPKCE()
+	q := url.Values{"response_type": {"code"}, "client_id": {reg}, "code_challenge": {p.challenge}, "code_challenge_method": {"S256"}}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://my-mcp.example/authorize?"+q.Encode(), nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("authorize: %d %s", rec.Code, rec.Body)
+	}
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v", cookies)
+	}
+	c := cookies[0]
+	if c.Name != "__Host-mcpwrap-csrf" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || c.SameSite != http.SameSiteLaxMode {
+		t.Errorf("cookie %+v", c)
 	}
 }

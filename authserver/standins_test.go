@@ -101,7 +101,7 @@ type githubStandIn struct {
 }
 
 func newGitHubStandIn(t *testing.T) *githubStandIn {
-	g := &githubStandIn{standIn: standIn{t: t, clientID: "gh-client", clientSecret: "gh-secret", user: "alice", codes: map[string]upstreamCode{}}, tokens: map[string]string{}}
+	g := &githubStandIn{standIn: standIn{t: t, clientID: "gh-client", clientSecret: "gh-secret", user: "Alice", codes: map[string]upstreamCode{}}, tokens: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", g.authorize)
 	mux.HandleFunc("POST /login/oauth/access_token", func(w http.ResponseWriter, r *http.Request) {

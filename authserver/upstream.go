@@ -240,7 +240,8 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with GitHub failed", "Go back to the app and connect again.")
 		return
 	}
-	s.signedIn(w, r, req, "github:"+login)
+	// GitHub logins are case-insensitive; identities are lower case.
+	s.signedIn(w, r, req, "github:"+strings.ToLower(login))
 }
 
 func (s *Server) githubLogin(ctx context.Context, st upstreamState, code string) (string, error) {
