@@ -321,8 +321,9 @@ func (u *usedSet) use(id string, expires, now time.Time) (bool, error) {
 	return true, nil
 }
 
-// canonicalResource checks a resource parameter (RFC 8707): it must be this
-// server's resource or a variant real clients send.
+// resourceOK checks resource parameters (RFC 8707): each must be this
+// server's resource or a variant real clients send (a trailing slash, the
+// bare origin).
 func (s *Server) resourceOK(resources []string) bool {
 	for _, r := range resources {
 		found := false

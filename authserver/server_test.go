@@ -290,6 +290,10 @@ func TestCodeRefusals(t *testing.T) {
 	if r := tokenAt(t, f.base, url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "code_verifier": {p.verifier}, "resource": {"https://elsewhere.example/"}}); r.Error != "invalid_target" {
 		t.Errorf("another resource: %+v", r)
 	}
+	code = f.code(client, redirect, p)
+	if r := f.redeem("forged-client", redirect, code, p.verifier); r.status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Errorf("unknown client: %+v", r)
+	}
 	if r := tokenAt(t, f.base, url.Values{"grant_type": {"password"}}); r.Error != "unsupported_grant_type" {
 		t.Errorf("password grant: %+v", r)
 	}
@@ -388,8 +392,13 @@ func TestSecretRotation(t *testing.T) {
 	if _, err := other.srv.KeySet().VerifySignature(t.Context(), tok.AccessToken); err == nil {
 		t.Error("another secret verifies the access token")
 	}
-	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}); r.Error != "invalid_grant" {
+	// The client's registration is the first thing that does not open:
+	// invalid_client tells it to register again.
+	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}); r.Error != "invalid_client" {
 		t.Errorf("refresh under another secret: %+v", r)
+	}
+	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}); r.Error != "invalid_grant" {
+		t.Errorf("refresh under another secret, no client_id: %+v", r)
 	}
 	if r := get(t, browser(t), other.authorizeURL(client, redirect, p, nil)); r.status != http.StatusBadRequest {
 		t.Errorf("registration under another secret: %d", r.status)
