@@ -74,6 +74,19 @@ func TestMetadataUnderAnIssuerPath(t *testing.T) {
 	if json.Unmarshal([]byte(r.body), &m) != nil || m.Issuer != origin+"/tenant1" || m.Token != origin+"/tenant1/token" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
+	// Served with the prefix and without it, as a proxy that strips it
+	// hands requests on.
+	for _, path := range []string{"/tenant1/.well-known/openid-configuration", "/tenant1/jwks", "/jwks"} {
+		if r := get(t, http.DefaultClient, origin+path); r.status != http.StatusOK {
+			t.Errorf("%s: %d", path, r.status)
+		}
+	}
+	client := f.register("https://claude.ai/api/mcp/auth_callback")
+	p := newPKCE()
+	loc := f.signIn(browser(t), f.authorizeURL(client, "https://claude.ai/api/mcp/auth_callback", p, nil))
+	if loc.Query().Get("iss") != origin+"/tenant1" {
+		t.Errorf("iss %q", loc.Query().Get("iss"))
+	}
 }
 
 func TestKeySignInCodeTokenAndRefresh(t *testing.T) {
