@@ -357,11 +357,21 @@ func TestRegistrationRefusals(t *testing.T) {
 			t.Errorf("%q: %d %s", uris, r.status, r.body)
 		}
 	}
-	for _, body := range []string{`{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, `{"redirect_uris":["https://a.example/cb"],"response_types":["token"]}`, `not json`} {
+	for _, body := range []string{`{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, `{"redirect_uris":["https://a.example/cb"],"response_types":["token"]}`, `not json`, `{"redirect_uris":["https://a.example/cb"],"application_type":"toaster"}`} {
 		req, _ := http.NewRequest(http.MethodPost, f.base+"/register", strings.NewReader(body))
 		if r := do(t, http.DefaultClient, req); r.status != http.StatusBadRequest || !strings.Contains(r.body, "invalid_client_metadata") {
 			t.Errorf("%s: %d %s", body, r.status, r.body)
 		}
+	}
+	// A grant this server lacks is left out, not refused.
+	req, _ := http.NewRequest(http.MethodPost, f.base+"/register", strings.NewReader(`{"redirect_uris":["http://127.0.0.1:33418/"],"grant_types":["authorization_code","refresh_token","urn:ietf:params:oauth:grant-type:device_code"],"token_endpoint_auth_method":"client_secret_post"}`))
+	r := do(t, http.DefaultClient, req)
+	var reg struct {
+		GrantTypes []string `json:"grant_types"`
+		Method     string   `json:"token_endpoint_auth_method"`
+	}
+	if r.status != http.StatusCreated || json.Unmarshal([]byte(r.body), &reg) != nil || len(reg.GrantTypes) != 2 || reg.Method != "none" {
+		t.Errorf("device code grant asked: %d %s", r.status, r.body)
 	}
 	// Everything real clients register.
 	f.register("https://claude.ai/api/mcp/auth_callback", "https://claude.com/api/mcp/auth_callback",
