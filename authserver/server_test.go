@@ -481,3 +481,24 @@ func TestCookiesOnAnHTTPSIssuer(t *testing.T) {
 		t.Errorf("cookie %+v", c)
 	}
 }
+
+func TestSignInExpires(t *testing.T) {
+	f := newFixture(t, nil)
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := f.register(redirect)
+	c := browser(t)
+	form := fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
+	form.Set("key", testKey)
+	f.clock.advance(signInTTL + time.Second)
+	if r := post(t, c, f.base+"/authorize/key", form); r.status != http.StatusBadRequest || !strings.Contains(r.body, "expired") {
+		t.Errorf("key after the sign-in expired: %d", r.status)
+	}
+
+	form = fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
+	form.Set("key", testKey)
+	consent := post(t, c, f.base+"/authorize/key", form)
+	f.clock.advance(signInTTL + time.Second)
+	if r := post(t, c, f.base+"/authorize/consent", lastForm(consent.body)); r.status != http.StatusBadRequest || r.location != nil {
+		t.Errorf("consent after it expired: %d %v", r.status, r.location)
+	}
+}
