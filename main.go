@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/authserver"
 	"github.com/mcpwrap/mcpwrap/bench"
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
@@ -106,7 +107,15 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return fmt.Errorf("listening: %w", err)
 	}
 	defer ln.Close()
-	authn, oauth, err := authenticator(cfg, "http://"+ln.Addr().String())
+	if cfg.PublicURL == "" && cfg.OAuth() {
+		cfg.PublicURL = "http://" + ln.Addr().String() // config allows this on loopback only
+	}
+	tenants := authTenants(cfg.Tenants)
+	as, err := newAuthServer(cfg, tenants, log)
+	if err != nil {
+		return err
+	}
+	authn, oauth, err := authenticator(cfg, tenants, as)
 	if err != nil {
 		return err
 	}
@@ -159,12 +168,19 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		background.Go(func() { _ = msrv.Serve(mln) })
 		defer msrv.Close()
 	}
-	// The MCP endpoints, and beside them what OAuth clients discover first.
+	// The MCP endpoints; beside them what OAuth clients discover first, and
+	// the built-in authorization server when there is one.
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
 	if oauth != nil {
 		for _, p := range oauth.MetadataPaths() {
 			mux.Handle(p, oauth.MetadataHandler())
+		}
+	}
+	if as != nil {
+		ash := as.Handler()
+		for _, p := range as.Paths() {
+			mux.Handle(p, ash)
 		}
 	}
 	ln = wrap.LimitConnections(ln, maxConnections(cfg.MaxConns), log)
@@ -252,31 +268,57 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	return nil
 }
 
-// authenticator is who may use the server: the tenants' static tokens and,
-// with an issuer, OAuth access tokens; or anyone when neither is configured
-// (config allows that on loopback only). localURL is the public URL when
-// none is configured.
-func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *auth.OAuth, error) {
-	tenants := make([]auth.Tenant, len(cfg.Tenants))
-	for i, t := range cfg.Tenants {
+// authTenants are the tenants as package auth knows them.
+func authTenants(in []config.Tenant) []auth.Tenant {
+	tenants := make([]auth.Tenant, len(in))
+	for i, t := range in {
 		tenants[i] = auth.Tenant{Name: t.Name, Admin: t.Admin, Token: t.Token, Env: t.Env, Users: t.Users}
 	}
+	return tenants
+}
+
+// newAuthServer is the built-in authorization server (MCPWRAP_AUTH_SECRET),
+// or nil without one: its key page accepts the tenants' static tokens, and
+// GitHub or OIDC identities sign in as the tenant that lists them.
+func newAuthServer(cfg config.Config, tenants []auth.Tenant, log zerolog.Logger) (*authserver.Server, error) {
+	if cfg.AuthSecret == "" {
+		return nil, nil
+	}
+	opts := authserver.Options{
+		Issuer:         cfg.PublicURL,
+		Resource:       cfg.PublicURL + cfg.Path,
+		Secret:         cfg.AuthSecret,
+		PreviousSecret: cfg.AuthSecretPrevious,
+		Tokens:         auth.NewTokens(tenants),
+		Tenant:         auth.NewTenants(tenants).ForIdentity,
+		MachineID:      cfg.MachineID,
+	}
+	if cfg.AuthGitHubClientID != "" {
+		opts.GitHub = &authserver.GitHub{ClientID: cfg.AuthGitHubClientID, ClientSecret: cfg.AuthGitHubClientSecret, URL: cfg.AuthGitHubURL}
+	}
+	if cfg.AuthOIDCIssuer != "" {
+		opts.OIDC = &authserver.OIDC{Issuer: cfg.AuthOIDCIssuer, ClientID: cfg.AuthOIDCClientID, ClientSecret: cfg.AuthOIDCClientSecret, Name: cfg.AuthOIDCName}
+	}
+	as, err := authserver.New(opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	return as, nil
+}
+
+// authenticator is who may use the server: the tenants' static tokens and,
+// with OAuth, access tokens of an external issuer or of the built-in
+// server as; or anyone when none is configured (config allows that on
+// loopback only).
+func authenticator(cfg config.Config, tenants []auth.Tenant, as *authserver.Server) (wrap.Authenticator, *auth.OAuth, error) {
 	if !cfg.OAuth() {
 		if len(tenants) == 0 {
 			return nil, nil, nil
 		}
 		return auth.NewTokens(tenants), nil, nil
 	}
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = localURL
-	}
-	var users *auth.Tenants // without a tenants file, any signed-in user
-	if cfg.TenantsFile != "" {
-		users = auth.NewTenants(tenants)
-	}
-	oauth, err := auth.NewOAuth(auth.OAuthOptions{
-		PublicURL:                 publicURL,
+	opts := auth.OAuthOptions{
+		PublicURL:                 cfg.PublicURL,
 		Path:                      cfg.Path,
 		Issuer:                    cfg.AuthIssuer,
 		Audience:                  cfg.AuthAudience,
@@ -285,8 +327,19 @@ func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *aut
 		Algorithms:                cfg.AuthAlgorithms,
 		IntrospectionClientID:     cfg.AuthIntrospectionClientID,
 		IntrospectionClientSecret: cfg.AuthIntrospectionClientSecret,
-		Tenants:                   users,
-	})
+	}
+	if cfg.TenantsFile != "" {
+		opts.Tenants = auth.NewTenants(tenants) // else any signed-in user, as tenant ""
+	}
+	if as != nil {
+		// The built-in server's tokens name their tenant, which may be one
+		// of the deployment's own tokens' too (the key page).
+		opts.Issuer, opts.KeySet, opts.Tenants = as.Issuer(), as.KeySet(), auth.NewTenants(tenants)
+		if len(opts.Scopes) == 0 {
+			opts.Scopes = []string{"mcp"}
+		}
+	}
+	oauth, err := auth.NewOAuth(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
 	}

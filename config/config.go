@@ -42,6 +42,15 @@
 //	MCPWRAP_AUTH_ALGORITHMS         RS256,ES256,EdDSA,PS256  OAuth: accepted token signature algorithms (asymmetric only)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID      (none)   OAuth: with the secret, check opaque tokens at the issuer (RFC 7662)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET  (none)   OAuth: the introspection client's secret
+//	MCPWRAP_AUTH_SECRET             (none)             built-in authorization server: every key derives from it (≥ 32 bytes)
+//	MCPWRAP_AUTH_SECRET_PREVIOUS    (none)             the secret before a rotation: what it issued stays valid
+//	MCPWRAP_AUTH_GITHUB_CLIENT_ID   (none)             sign in with GitHub: the OAuth app's client id
+//	MCPWRAP_AUTH_GITHUB_CLIENT_SECRET (none)           … and its client secret
+//	MCPWRAP_AUTH_GITHUB_URL         https://github.com GitHub or a GitHub Enterprise server (API at <URL>/api/v3)
+//	MCPWRAP_AUTH_OIDC_ISSUER        (none)             sign in with an OpenID Connect provider (e.g. https://accounts.google.com)
+//	MCPWRAP_AUTH_OIDC_CLIENT_ID     (none)             … its client id
+//	MCPWRAP_AUTH_OIDC_CLIENT_SECRET (none)             … its client secret
+//	MCPWRAP_AUTH_OIDC_NAME          (none)             … the sign-in button's label, e.g. Google
 //	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
@@ -56,6 +65,9 @@
 // listened on. The tenants file's "users" map signed-in users to tenants:
 //
 //	{"acme": {"token": "…", "users": ["alice@acme.com", "google:*@acme.com"], "env": {"K": "V"}}}
+//
+// MCPWRAP_AUTH_SECRET turns on the built-in authorization server instead,
+// whose issuer is MCPWRAP_PUBLIC_URL, with the same default on loopback.
 package config
 
 import (
@@ -119,6 +131,17 @@ type Config struct {
 	AuthAlgorithms                []string `env:"AUTH_ALGORITHMS" envDefault:"RS256,ES256,EdDSA,PS256" help:"accepted access token signature algorithms"`
 	AuthIntrospectionClientID     string   `env:"AUTH_INTROSPECTION_CLIENT_ID" help:"client id for introspecting opaque tokens (RFC 7662)"`
 	AuthIntrospectionClientSecret string   `env:"AUTH_INTROSPECTION_CLIENT_SECRET" secret:"true" help:"client secret for introspecting opaque tokens"`
+
+	// The built-in authorization server (mode 2).
+	AuthSecret             string `env:"AUTH_SECRET" secret:"true" help:"turn on the built-in authorization server; every key derives from this secret (at least 32 bytes)"`
+	AuthSecretPrevious     string `env:"AUTH_SECRET_PREVIOUS" secret:"true" help:"the secret before a rotation, still accepted"`
+	AuthGitHubClientID     string `env:"AUTH_GITHUB_CLIENT_ID" help:"sign in with GitHub: the OAuth app's client id"`
+	AuthGitHubClientSecret string `env:"AUTH_GITHUB_CLIENT_SECRET" secret:"true" help:"sign in with GitHub: the OAuth app's client secret"`
+	AuthGitHubURL          string `env:"AUTH_GITHUB_URL" envDefault:"https://github.com" help:"GitHub, or a GitHub Enterprise server"`
+	AuthOIDCIssuer         string `env:"AUTH_OIDC_ISSUER" help:"sign in with this OpenID Connect provider"`
+	AuthOIDCClientID       string `env:"AUTH_OIDC_CLIENT_ID" help:"the OpenID Connect client id"`
+	AuthOIDCClientSecret   string `env:"AUTH_OIDC_CLIENT_SECRET" secret:"true" help:"the OpenID Connect client secret"`
+	AuthOIDCName           string `env:"AUTH_OIDC_NAME" help:"the label of the OpenID Connect sign-in button, e.g. Google"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
 	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
@@ -209,6 +232,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 			cfg.Listen = ":8080"
 		}
 	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	return cfg, cfg.validate()
 }
 
@@ -243,28 +267,82 @@ func (c Config) validate() error {
 		}
 		seen["name "+t.Name], seen["token "+t.Token] = true, true
 	}
-	if err := c.validateOAuth(); err != nil {
-		return err
-	}
 	for _, kv := range c.ChildEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("%w: MCPWRAP_CHILD_ENV entry %q is not K=V", ErrUsage, kv)
 		}
 	}
+	if err := c.validatePublicURL(); err != nil {
+		return err
+	}
+	if c.AuthIssuer != "" && c.AuthSecret != "" {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_ISSUER (an external identity provider) and MCPWRAP_AUTH_SECRET (the built-in one) exclude each other: set one", ErrUsage)
+	}
+	if err := c.validateOAuth(); err != nil {
+		return err
+	}
+	return c.validateAuthServer()
+}
+
+// validatePublicURL checks MCPWRAP_PUBLIC_URL: an http(s) base URL, https
+// unless the host is loopback, since tokens travel to it.
+func (c Config) validatePublicURL() error {
+	if c.PublicURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q is not an http(s) base URL without query or fragment", ErrUsage, c.PublicURL)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q: https is required except on a loopback host", ErrUsage, c.PublicURL)
+	}
 	return nil
 }
 
-// OAuth reports whether clients may sign in with OAuth.
-func (c Config) OAuth() bool { return c.AuthIssuer != "" }
+// minSecret is the shortest MCPWRAP_AUTH_SECRET: the keys derived from it
+// are 32 bytes, and a shorter secret would be the weaker link.
+const minSecret = 32
 
-func (c Config) validateOAuth() error {
-	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q is not an http(s) URL without query or fragment", ErrUsage, c.PublicURL)
+func (c Config) validateAuthServer() error {
+	upstream := c.AuthGitHubClientID != "" || c.AuthGitHubClientSecret != "" || c.AuthOIDCIssuer != "" || c.AuthOIDCClientID != ""
+	if c.AuthSecret == "" {
+		if c.AuthSecretPrevious != "" || upstream {
+			return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET_PREVIOUS, MCPWRAP_AUTH_GITHUB_* and MCPWRAP_AUTH_OIDC_* need MCPWRAP_AUTH_SECRET", ErrUsage)
+		}
+		return nil
+	}
+	if len(c.AuthSecret) < minSecret || c.AuthSecretPrevious != "" && len(c.AuthSecretPrevious) < minSecret {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET (and MCPWRAP_AUTH_SECRET_PREVIOUS) must be at least %d bytes: openssl rand -base64 32", ErrUsage, minSecret)
+	}
+	if c.PublicURL == "" && !IsLoopback(c.Listen) {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET needs MCPWRAP_PUBLIC_URL, the address clients reach this server at (e.g. https://my-mcp.fly.dev)", ErrUsage)
+	}
+	if (c.AuthGitHubClientID == "") != (c.AuthGitHubClientSecret == "") {
+		return fmt.Errorf("%w: GitHub sign-in needs both MCPWRAP_AUTH_GITHUB_CLIENT_ID and MCPWRAP_AUTH_GITHUB_CLIENT_SECRET", ErrUsage)
+	}
+	if (c.AuthOIDCIssuer == "") != (c.AuthOIDCClientID == "") {
+		return fmt.Errorf("%w: OpenID Connect sign-in needs both MCPWRAP_AUTH_OIDC_ISSUER and MCPWRAP_AUTH_OIDC_CLIENT_ID", ErrUsage)
+	}
+	for name, raw := range map[string]string{"MCPWRAP_AUTH_GITHUB_URL": c.AuthGitHubURL, "MCPWRAP_AUTH_OIDC_ISSUER": c.AuthOIDCIssuer} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%w: %s %q is not an http(s) URL", ErrUsage, name, raw)
 		}
 	}
-	if !c.OAuth() {
+	return nil
+}
+
+// OAuth reports whether clients may sign in with OAuth: with tokens of an
+// external issuer (MCPWRAP_AUTH_ISSUER) or of the built-in authorization
+// server (MCPWRAP_AUTH_SECRET).
+func (c Config) OAuth() bool { return c.AuthIssuer != "" || c.AuthSecret != "" }
+
+// validateOAuth checks the settings of an external issuer's tokens.
+func (c Config) validateOAuth() error {
+	if c.AuthIssuer == "" {
 		return nil
 	}
 	if c.PublicURL == "" && !IsLoopback(c.Listen) {
