@@ -254,23 +254,37 @@ func TestOAuthSignInOnceThenRefresh(t *testing.T) {
 	}
 	cs.Close()
 
+	// The refresh token runs out too: one sign-in, with the registration
+	// (and so the callback port) kept from the first.
+	cs, log3, err := w.connect(ctx, w.browser)
+	if err != nil {
+		t.Fatalf("third connect: %v", err)
+	}
+	w.as.expireAccess()
+	w.as.revokeRefresh()
+	echo(t, ctx, cs, "after the refresh token ran out")
+	if in, _, reg := w.as.counts(); in != 2 || reg != 1 {
+		t.Fatalf("after the refresh token ran out: sign-ins = %d, registrations = %d; want 2 and 1", in, reg)
+	}
+	cs.Close()
+
 	// The server's key changes: every token and registration is void. One
 	// new sign-in (with a new registration) puts it right.
 	w.as.rotate()
-	cs, log3, err := w.connect(ctx, w.browser)
+	cs, log4, err := w.connect(ctx, w.browser)
 	if err != nil {
 		t.Fatalf("connect after rotation: %v", err)
 	}
 	echo(t, ctx, cs, "after rotation")
 	echo(t, ctx, cs, "and again")
-	if in, _, reg := w.as.counts(); in != 2 || reg != 2 {
-		t.Fatalf("after rotation: sign-ins = %d, registrations = %d; want 2 and 2", in, reg)
+	if in, _, reg := w.as.counts(); in != 3 || reg != 2 {
+		t.Fatalf("after rotation: sign-ins = %d, registrations = %d; want 3 and 2", in, reg)
 	}
-	if runs := w.browserRuns(); len(runs) != 2 {
-		t.Fatalf("browser runs = %q after rotation, want two", runs)
+	if runs := w.browserRuns(); len(runs) != 3 {
+		t.Fatalf("browser runs = %q after rotation, want three", runs)
 	}
 	cs.Close()
-	w.noSecrets(log1, log2, log3)
+	w.noSecrets(log1, log2, log3, log4)
 }
 
 func TestOAuthTwoShimsRefreshOnce(t *testing.T) {
@@ -382,3 +396,20 @@ func TestOAuthStaticTokenWins(t *testing.T) {
 	}
 }
 
+
+func TestOAuthNoSignInLoop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
+	defer cancel()
+	w := newOAuthWorld(t)
+
+	// A remote that refuses even the token it has just issued: one sign-in,
+	// then an error, not a browser opening again and again.
+	w.as.refuseAll()
+	_, _, err := w.connect(ctx, w.browser, "--retry-for", "5s")
+	if err == nil || !strings.Contains(err.Error(), "just issued") {
+		t.Fatalf("connect = %v, want the fresh token refused", err)
+	}
+	if runs := w.browserRuns(); len(runs) != 1 {
+		t.Fatalf("browser runs = %q, want one", runs)
+	}
+}

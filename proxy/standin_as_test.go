@@ -43,7 +43,8 @@ type standInAS struct {
 	signIns    int      // codes exchanged
 	refreshes  int      // refresh tokens exchanged
 	registered int
-	refusals   int // 401s on /mcp
+	refusals   int  // 401s on /mcp
+	rejectAll  bool // refuse every token on /mcp
 	ttl        time.Duration
 }
 
@@ -114,6 +115,24 @@ func (as *standInAS) expireAccess() {
 		v.exp = time.Now().Add(-time.Second)
 		as.access[k] = v
 	}
+}
+
+// revokeRefresh spends every refresh token issued so far, as a server does
+// when they expire; the registrations stay.
+func (as *standInAS) revokeRefresh() {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	for k, v := range as.refresh {
+		v.used = true
+		as.refresh[k] = v
+	}
+}
+
+// refuseAll makes /mcp refuse every token, even fresh ones.
+func (as *standInAS) refuseAll() {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	as.rejectAll = true
 }
 
 func (as *standInAS) counts() (signIns, refreshes, registered int) {
@@ -326,7 +345,7 @@ func (as *standInAS) mcp(w http.ResponseWriter, r *http.Request) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	as.mu.Lock()
 	at, ok := as.access[tok]
-	ok = ok && strings.EqualFold(scheme, "bearer") && at.gen == as.gen && time.Now().Before(at.exp)
+	ok = ok && !as.rejectAll && strings.EqualFold(scheme, "bearer") && at.gen == as.gen && time.Now().Before(at.exp)
 	if !ok {
 		as.refusals++
 	}
