@@ -20,9 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/rs/zerolog"
 
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/authserver"
 	"github.com/mcpwrap/mcpwrap/bench"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
@@ -112,11 +114,30 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		IDPrefix:    idPrefix(cfg.MachineID),
 		Observer:    stats,
 	}, log)
-	handler := wrap.New(wrap.Options{
+	// Listening comes before the authorization server, whose default public
+	// URL on loopback is the address listened on.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	authn := authenticator(cfg.Tenants)
+	var as *authserver.Server
+	if cfg.AuthSecret != "" {
+		as, err = newAuthServer(cfg, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		authn = builtinAuthenticator{static: authn, verifier: accessTokenVerifier(as, cfg.PublicURL+cfg.Path), tenants: authTenants(cfg.Tenants)}
+	}
+	var handler http.Handler = wrap.New(wrap.Options{
 		Path:           cfg.Path,
 		SSEPath:        cfg.SSEPath,
 		MessagePath:    cfg.MessagePath,
-		Auth:           authenticator(cfg.Tenants),
+		Auth:           authn,
 		AllowedOrigins: cfg.AllowedOrigins,
 		MaxMessage:     cfg.MaxMessage,
 		KeepAlive:      cfg.KeepAlive,
@@ -124,11 +145,17 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		MachineID:      cfg.MachineID,
 		Metrics:        stats,
 	}, reg, log)
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
+	if as != nil {
+		// The authorization server shares the origin: its paths beside the
+		// MCP endpoints.
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		for _, p := range as.Paths() {
+			mux.Handle(p, as.Handler())
+		}
+		handler = mux
 	}
+
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
@@ -231,11 +258,82 @@ func authenticator(in []config.Tenant) wrap.Authenticator {
 	if len(in) == 0 {
 		return nil
 	}
+	return auth.NewTokens(authTenants(in))
+}
+
+func authTenants(in []config.Tenant) []auth.Tenant {
 	tenants := make([]auth.Tenant, len(in))
 	for i, t := range in {
 		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env}
 	}
-	return auth.NewTokens(tenants)
+	return tenants
+}
+
+// newAuthServer is the built-in authorization server (MCPWRAP_AUTH_SECRET):
+// the key page accepts the tenants' static tokens.
+func newAuthServer(cfg config.Config, log zerolog.Logger) (*authserver.Server, error) {
+	opts := authserver.Options{
+		Issuer:         cfg.PublicURL,
+		Resource:       cfg.PublicURL + cfg.Path,
+		Secret:         cfg.AuthSecret,
+		PreviousSecret: cfg.AuthSecretPrevious,
+		Tokens:         auth.NewTokens(authTenants(cfg.Tenants)),
+		MachineID:      cfg.MachineID,
+	}
+	if cfg.AuthGitHubClientID != "" {
+		opts.GitHub = &authserver.GitHub{ClientID: cfg.AuthGitHubClientID, ClientSecret: cfg.AuthGitHubClientSecret, URL: cfg.AuthGitHubURL}
+	}
+	if cfg.AuthOIDCIssuer != "" {
+		opts.OIDC = &authserver.OIDC{Issuer: cfg.AuthOIDCIssuer, ClientID: cfg.AuthOIDCClientID, ClientSecret: cfg.AuthOIDCClientSecret, Name: cfg.AuthOIDCName}
+	}
+	as, err := authserver.New(opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	return as, nil
+}
+
+// accessTokenVerifier checks the built-in server's access tokens: its keys,
+// its issuer, and the resource as audience.
+func accessTokenVerifier(as *authserver.Server, resource string) *oidc.IDTokenVerifier {
+	return oidc.NewVerifier(as.Issuer(), as.KeySet(), &oidc.Config{ClientID: resource, SupportedSigningAlgs: []string{oidc.EdDSA}})
+}
+
+// builtinAuthenticator lets in the static tokens and the built-in server's
+// access tokens, naming the tenant the token was issued for.
+type builtinAuthenticator struct {
+	static   wrap.Authenticator // nil without static tokens
+	verifier *oidc.IDTokenVerifier
+	tenants  []auth.Tenant // for the environment of a token's tenant
+}
+
+func (a builtinAuthenticator) Authenticate(r *http.Request) (auth.Principal, error) {
+	if a.static != nil {
+		if p, err := a.static.Authenticate(r); err == nil {
+			return p, nil
+		}
+	}
+	token := auth.Bearer(r)
+	refusal := &auth.Refusal{Status: http.StatusUnauthorized, Challenge: `Bearer realm="mcpwrap"`}
+	if token == "" {
+		return auth.Principal{}, refusal
+	}
+	idt, err := a.verifier.Verify(r.Context(), token)
+	var claims struct {
+		Tenant string `json:"mcpwrap_tenant"`
+	}
+	if err != nil || idt.Claims(&claims) != nil {
+		refusal.Code, refusal.Description = "invalid_token", "the bearer token is not valid"
+		refusal.Challenge = `Bearer realm="mcpwrap", error="invalid_token"`
+		return auth.Principal{}, refusal
+	}
+	p := auth.Principal{Tenant: claims.Tenant, Subject: idt.Subject}
+	for _, t := range a.tenants {
+		if t.Name == claims.Tenant {
+			p.Env = t.Env
+		}
+	}
+	return p, nil
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.
