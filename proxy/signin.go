@@ -154,15 +154,14 @@ func (o *oauth) refresh(ctx context.Context, stale string) (string, error) {
 		tok, err := g.config().TokenSource(cctx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
 		var re *oauth2.RetrieveError
 		switch {
-		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
-			// The refresh token is spent or revoked; the registration
-			// still serves the next sign-in.
-			o.log.Info().Msg("the authorization server refused the refresh token (invalid_grant); signing in again")
-			g.AccessToken, g.RefreshToken, g.Expiry = "", "", time.Time{}
-			fresh = g
-			return true, errSignIn
-		case errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"):
-			o.log.Info().Str("error", re.ErrorCode).Msg("the authorization server no longer knows this client; registering and signing in again")
+		case errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"):
+			// The registration goes with the tokens. invalid_grant does not
+			// prove the server still knows the client: a server may look
+			// at the refresh token first (mcpwrap's own does, and after a
+			// key rotation both are void), and a stale client id strands
+			// the user on the server's error page, never to come back to
+			// the callback. A new registration costs one request.
+			o.log.Info().Str("error", re.ErrorCode).Msg("the authorization server refused the refresh; registering and signing in again")
 			delete(r.Grants, r.Current)
 			return true, errSignIn
 		case err != nil:
