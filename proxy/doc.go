@@ -18,6 +18,9 @@
 //	--no-browser         MCPWRAP_PROXY_NO_BROWSER   false    print the sign-in URL to stderr instead of opening a browser
 //	--token-store        MCPWRAP_PROXY_TOKEN_STORE  auto     where OAuth tokens live: auto (keychain if any, else file), keyring or file
 //	-                    BROWSER                    (none)   the browser command; it gets the URL as its argument (%s stands for it if present)
+//	--client-id          MCPWRAP_PROXY_CLIENT_ID    (none)   an OAuth client registered ahead of time, for servers without dynamic registration
+//	--client-secret      MCPWRAP_PROXY_CLIENT_SECRET (none)  … its secret, if it has one
+//	--client-metadata-url MCPWRAP_PROXY_CLIENT_METADATA_URL (none) https URL of a client ID metadata document, used where the server takes them
 //
 // A flag wins over its variable; a token beats a token file from the same
 // source. stdout carries only MCP messages; logs go to stderr, and neither

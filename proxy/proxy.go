@@ -55,7 +55,7 @@ func newLogger(cfg Config, stderr io.Writer) (zerolog.Logger, *redactor) {
 // tokens as it gets them.
 func newRedactor(cfg Config) *redactor {
 	rd := &redactor{}
-	rd.add(cfg.Token)
+	rd.add(cfg.Token, cfg.ClientSecret)
 	for _, vs := range cfg.Header {
 		rd.add(vs...)
 	}

@@ -61,7 +61,7 @@ type oauth struct {
 	redact   *redactor
 	open     func(authURL string) // shows the user the authorization URL
 	wait     time.Duration        // how long a request waits for a sign-in
-	noReplay bool                 // login: no request waits behind a sign-in
+	client0  preregistered        // the user's own client, if any
 
 	// base and wg own the sign-ins run in the background; run sets them.
 	base context.Context
@@ -70,6 +70,12 @@ type oauth struct {
 	mu      sync.Mutex // guards the fields below
 	cached  *grant     // the store's current grant as last seen
 	signing *attempt   // the sign-in under way, if any
+}
+
+// preregistered is a client the user registered ahead of time, or the URL
+// of a client ID metadata document.
+type preregistered struct {
+	ClientID, Secret, MetadataURL string
 }
 
 // attempt is one sign-in in the browser, shared by every request that
@@ -282,6 +288,11 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	if rec != nil && rec.Grants != nil {
 		reg = rec.Grants[issuer]
 	}
+	if o.client0.ClientID != "" && (reg == nil || reg.ClientID != o.client0.ClientID) {
+		// The user's own registration; its redirect URI is the server's
+		// business (loopback ports are free to vary, RFC 8252 7.3).
+		reg = nil
+	}
 	var reuse string
 	if reg != nil && reg.ClientID != "" {
 		reuse = reg.RedirectURI
@@ -317,8 +328,19 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 			return oauth2.StaticTokenSource(tok), nil
 		},
 	}
+	if o.client0.MetadataURL != "" {
+		// Used when the server takes client ID metadata documents; else
+		// the SDK goes on to the registrations below.
+		hc.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: o.client0.MetadataURL}
+	}
+	if reg == nil && o.client0.ClientID != "" {
+		reg = &grant{ClientID: o.client0.ClientID, ClientSecret: o.client0.Secret}
+	}
 	if reg != nil && reg.ClientID != "" {
-		creds := &oauthex.ClientCredentials{ClientID: reg.ClientID, Issuer: issuer}
+		creds := &oauthex.ClientCredentials{ClientID: reg.ClientID}
+		if reg.Issuer != "" {
+			creds.Issuer = issuer
+		}
 		if reg.ClientSecret != "" {
 			creds.ClientSecretAuth = &oauthex.ClientSecretAuth{ClientSecret: reg.ClientSecret}
 		}
