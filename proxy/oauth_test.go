@@ -368,6 +368,26 @@ func TestConfigOAuthFlags(t *testing.T) {
 	}
 }
 
+func TestConfigClientFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	cfg, err := parseConfig([]string{"--client-id", "c", "--client-secret", "s3cret-value", "--client-metadata-url", "https://app.example/client.json", "https://h.example/mcp"}, none, io.Discard)
+	if err != nil || cfg.ClientID != "c" || cfg.ClientSecret != "s3cret-value" || cfg.ClientMetadataURL != "https://app.example/client.json" {
+		t.Fatalf("client flags: %+v, %v", cfg, err)
+	}
+	if got := newRedactor(cfg).Replace("s3cret-value"); got != "[redacted]" {
+		t.Fatalf("the client secret is not redacted: %q", got)
+	}
+	for _, args := range [][]string{
+		{"--client-secret", "s", "https://h.example/mcp"},
+		{"--client-metadata-url", "http://app.example/client.json", "https://h.example/mcp"},
+		{"--client-metadata-url", "https://app.example/", "https://h.example/mcp"},
+	} {
+		if _, err := parseConfig(args, none, io.Discard); !errors.Is(err, config.ErrUsage) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
+}
+
 func TestStoreDir(t *testing.T) {
 	env := map[string]string{"HOME": "/home/u"}
 	getenv := func(k string) string { return env[k] }
