@@ -150,8 +150,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		// MCP endpoints.
 		mux := http.NewServeMux()
 		mux.Handle("/", handler)
+		ash := as.Handler()
 		for _, p := range as.Paths() {
-			mux.Handle(p, as.Handler())
+			mux.Handle(p, ash)
 		}
 		handler = mux
 	}

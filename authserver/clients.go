@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,17 +133,17 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, g := range meta.GrantTypes {
-		if g != "authorization_code" && g != "refresh_token" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "grant_types may only hold authorization_code and refresh_token")
-			return
-		}
+	// Grants beyond the two this server has (VS Code asks for the device
+	// code grant too) are left out of the answer (RFC 7591 §3.2.1: the
+	// server may replace what was asked); a client that cannot do without
+	// them is refused.
+	if len(meta.GrantTypes) > 0 && !slices.Contains(meta.GrantTypes, "authorization_code") {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "grant_types must include authorization_code")
+		return
 	}
-	for _, rt := range meta.ResponseTypes {
-		if rt != "code" {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "response_types may only hold code")
-			return
-		}
+	if len(meta.ResponseTypes) > 0 && !slices.Contains(meta.ResponseTypes, "code") {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_client_metadata", "response_types must include code")
+		return
 	}
 	switch meta.ApplicationType {
 	case "", "web", "native":

@@ -14,12 +14,14 @@
 // previous secret still opens and verifies, so rotating it signs nobody out.
 //
 // What cannot be enforced without shared state: a refresh token cannot be
-// revoked before it expires (30 days after its last use), and its reuse
-// after rotation is not detected — each use returns a new one, but the old
-// one stays valid until it expires, on every instance. Changing the secret
-// twice (or dropping MCPWRAP_AUTH_SECRET_PREVIOUS) is the way to revoke
-// everything at once: clients then register and sign in again. A code's
-// single use is enforced in memory on the instance that issued it; another
-// instance replays the redemption there (fly-replay), and a restart of that
-// instance within the code's 60 seconds forgets which codes were used.
+// revoked before it expires (30 days after the use that issued it), and its
+// reuse after rotation is not detected — each use returns a new one, but
+// the old one stays valid until it expires, on every instance. (That also
+// spares a client that loses a rotated token in a race between two of its
+// own processes.) A code's single use is enforced in memory on the instance
+// that issued it, to which other instances replay its redemption
+// (fly-replay); a restart of that instance within the code's 60 seconds
+// forgets which codes were used. Replacing the secret without keeping it
+// as the previous one revokes everything at once: clients then register
+// and sign in again.
 package authserver

@@ -34,6 +34,7 @@ type fixture struct {
 	t     *testing.T
 	srv   *Server
 	http  *httptest.Server
+	mux   *http.ServeMux // the server's handler at /; a test may add beside it
 	clock *clock
 	// issuer is the issuer the server names; base is where this one
 	// listens: the two differ when several servers share a public URL.
@@ -86,11 +87,13 @@ func newFixture(t *testing.T, edit func(*Options)) *fixture {
 	}
 	c := &clock{t: time.Now()}
 	s.now = c.now
-	ts.Config.Handler = s.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	ts.Config.Handler = mux
 	ts.Start()
 	t.Cleanup(ts.Close)
 	base := "http://" + ts.Listener.Addr().String() + s.prefix
-	return &fixture{t: t, srv: s, http: ts, issuer: s.Issuer(), base: base, clock: c}
+	return &fixture{t: t, srv: s, http: ts, mux: mux, issuer: s.Issuer(), base: base, clock: c}
 }
 
 // browser is an HTTP client with cookies that stops at every redirect, as a

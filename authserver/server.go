@@ -176,45 +176,56 @@ func (s *Server) KeySet() oidc.KeySet {
 	return &oidc.StaticKeySet{PublicKeys: publicKeys(s.keys.signing)}
 }
 
-// Handler serves the server's endpoints under the issuer's path: both
-// metadata documents, /authorize and its pages, /token, /register, /jwks
-// and the upstream callbacks. Mount it on the same origin as the resource.
+// Handler serves the server's endpoints: both metadata documents, /jwks,
+// /register, /token, /authorize and its pages, and the upstream callbacks.
+// Under an issuer with a path (https://host/prefix), each is served both
+// with the prefix and without it, as a proxy that strips the prefix hands
+// them on. Mount it on the same origin as the resource.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	p := s.prefix
-	wellKnown := []string{"/.well-known/oauth-authorization-server" + p, "/.well-known/openid-configuration" + p}
-	if p != "" {
-		// OpenID Connect discovery appends the well-known part instead.
-		wellKnown = append(wellKnown, p+"/.well-known/openid-configuration")
-	}
-	for _, path := range wellKnown {
+	for _, path := range s.wellKnownPaths() {
 		mux.HandleFunc("GET "+path, cors(s.metadata))
 		mux.HandleFunc("OPTIONS "+path, cors(nil))
 	}
-	mux.HandleFunc("GET "+p+"/jwks", cors(s.jwks))
-	mux.HandleFunc("OPTIONS "+p+"/jwks", cors(nil))
-	mux.HandleFunc("POST "+p+"/register", cors(s.register))
-	mux.HandleFunc("OPTIONS "+p+"/register", cors(nil))
-	mux.HandleFunc("POST "+p+"/token", cors(s.token))
-	mux.HandleFunc("OPTIONS "+p+"/token", cors(nil))
-	mux.HandleFunc("GET "+p+"/authorize", s.authorize)
-	mux.HandleFunc("POST "+p+"/authorize/key", s.signInWithKey)
-	mux.HandleFunc("POST "+p+"/authorize/consent", s.consent)
-	mux.HandleFunc("POST "+p+"/authorize/upstream", s.startUpstream)
-	mux.HandleFunc("GET "+p+"/callback/github", s.githubCallback)
-	mux.HandleFunc("GET "+p+"/callback/oidc", s.oidcCallback)
+	for _, p := range s.prefixes() {
+		mux.HandleFunc("GET "+p+"/jwks", cors(s.jwks))
+		mux.HandleFunc("OPTIONS "+p+"/jwks", cors(nil))
+		mux.HandleFunc("POST "+p+"/register", cors(s.register))
+		mux.HandleFunc("OPTIONS "+p+"/register", cors(nil))
+		mux.HandleFunc("POST "+p+"/token", cors(s.token))
+		mux.HandleFunc("OPTIONS "+p+"/token", cors(nil))
+		mux.HandleFunc("GET "+p+"/authorize", s.authorize)
+		mux.HandleFunc("POST "+p+"/authorize/key", s.signInWithKey)
+		mux.HandleFunc("POST "+p+"/authorize/consent", s.consent)
+		mux.HandleFunc("POST "+p+"/authorize/upstream", s.startUpstream)
+		mux.HandleFunc("GET "+p+"/callback/github", s.githubCallback)
+		mux.HandleFunc("GET "+p+"/callback/oidc", s.oidcCallback)
+	}
 	return mux
 }
 
 // Paths are the paths Handler serves, for mounting it on an outer mux.
 func (s *Server) Paths() []string {
-	p := s.prefix
-	paths := []string{
-		"/.well-known/oauth-authorization-server" + p,
-		"/.well-known/openid-configuration" + p,
-		p + "/jwks", p + "/register", p + "/token", p + "/authorize", p + "/authorize/",
-		p + "/callback/",
+	paths := s.wellKnownPaths()
+	for _, p := range s.prefixes() {
+		paths = append(paths, p+"/jwks", p+"/register", p+"/token", p+"/authorize", p+"/authorize/", p+"/callback/")
 	}
+	return paths
+}
+
+func (s *Server) prefixes() []string {
+	if s.prefix == "" {
+		return []string{""}
+	}
+	return []string{s.prefix, ""}
+}
+
+// wellKnownPaths are where the metadata is looked for: RFC 8414 inserts the
+// well-known part before the issuer's path, OpenID Connect discovery appends
+// it (and a proxy that strips the prefix hands that on without it).
+func (s *Server) wellKnownPaths() []string {
+	p := s.prefix
+	paths := []string{"/.well-known/oauth-authorization-server" + p, "/.well-known/openid-configuration" + p}
 	if p != "" {
 		paths = append(paths, p+"/.well-known/openid-configuration")
 	}
@@ -321,8 +332,9 @@ func (u *usedSet) use(id string, expires, now time.Time) (bool, error) {
 	return true, nil
 }
 
-// canonicalResource checks a resource parameter (RFC 8707): it must be this
-// server's resource or a variant real clients send.
+// resourceOK checks resource parameters (RFC 8707): each must be this
+// server's resource or a variant real clients send (a trailing slash, the
+// bare origin).
 func (s *Server) resourceOK(resources []string) bool {
 	for _, r := range resources {
 		found := false

@@ -74,6 +74,19 @@ func TestMetadataUnderAnIssuerPath(t *testing.T) {
 	if json.Unmarshal([]byte(r.body), &m) != nil || m.Issuer != origin+"/tenant1" || m.Token != origin+"/tenant1/token" {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
+	// Served with the prefix and without it, as a proxy that strips it
+	// hands requests on.
+	for _, path := range []string{"/tenant1/.well-known/openid-configuration", "/tenant1/jwks", "/jwks"} {
+		if r := get(t, http.DefaultClient, origin+path); r.status != http.StatusOK {
+			t.Errorf("%s: %d", path, r.status)
+		}
+	}
+	client := f.register("https://claude.ai/api/mcp/auth_callback")
+	p := newPKCE()
+	loc := f.signIn(browser(t), f.authorizeURL(client, "https://claude.ai/api/mcp/auth_callback", p, nil))
+	if loc.Query().Get("iss") != origin+"/tenant1" {
+		t.Errorf("iss %q", loc.Query().Get("iss"))
+	}
 }
 
 func TestKeySignInCodeTokenAndRefresh(t *testing.T) {
@@ -290,6 +303,10 @@ func TestCodeRefusals(t *testing.T) {
 	if r := tokenAt(t, f.base, url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "code_verifier": {p.verifier}, "resource": {"https://elsewhere.example/"}}); r.Error != "invalid_target" {
 		t.Errorf("another resource: %+v", r)
 	}
+	code = f.code(client, redirect, p)
+	if r := f.redeem("forged-client", redirect, code, p.verifier); r.status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Errorf("unknown client: %+v", r)
+	}
 	if r := tokenAt(t, f.base, url.Values{"grant_type": {"password"}}); r.Error != "unsupported_grant_type" {
 		t.Errorf("password grant: %+v", r)
 	}
@@ -340,11 +357,21 @@ func TestRegistrationRefusals(t *testing.T) {
 			t.Errorf("%q: %d %s", uris, r.status, r.body)
 		}
 	}
-	for _, body := range []string{`{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, `{"redirect_uris":["https://a.example/cb"],"response_types":["token"]}`, `not json`} {
+	for _, body := range []string{`{"redirect_uris":["https://a.example/cb"],"grant_types":["client_credentials"]}`, `{"redirect_uris":["https://a.example/cb"],"response_types":["token"]}`, `not json`, `{"redirect_uris":["https://a.example/cb"],"application_type":"toaster"}`} {
 		req, _ := http.NewRequest(http.MethodPost, f.base+"/register", strings.NewReader(body))
 		if r := do(t, http.DefaultClient, req); r.status != http.StatusBadRequest || !strings.Contains(r.body, "invalid_client_metadata") {
 			t.Errorf("%s: %d %s", body, r.status, r.body)
 		}
+	}
+	// A grant this server lacks is left out, not refused.
+	req, _ := http.NewRequest(http.MethodPost, f.base+"/register", strings.NewReader(`{"redirect_uris":["http://127.0.0.1:33418/"],"grant_types":["authorization_code","refresh_token","urn:ietf:params:oauth:grant-type:device_code"],"token_endpoint_auth_method":"client_secret_post"}`))
+	r := do(t, http.DefaultClient, req)
+	var reg struct {
+		GrantTypes []string `json:"grant_types"`
+		Method     string   `json:"token_endpoint_auth_method"`
+	}
+	if r.status != http.StatusCreated || json.Unmarshal([]byte(r.body), &reg) != nil || len(reg.GrantTypes) != 2 || reg.Method != "none" {
+		t.Errorf("device code grant asked: %d %s", r.status, r.body)
 	}
 	// Everything real clients register.
 	f.register("https://claude.ai/api/mcp/auth_callback", "https://claude.com/api/mcp/auth_callback",
@@ -388,8 +415,13 @@ func TestSecretRotation(t *testing.T) {
 	if _, err := other.srv.KeySet().VerifySignature(t.Context(), tok.AccessToken); err == nil {
 		t.Error("another secret verifies the access token")
 	}
-	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}); r.Error != "invalid_grant" {
+	// The client's registration is the first thing that does not open:
+	// invalid_client tells it to register again.
+	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}); r.Error != "invalid_client" {
 		t.Errorf("refresh under another secret: %+v", r)
+	}
+	if r := tokenAt(t, other.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}); r.Error != "invalid_grant" {
+		t.Errorf("refresh under another secret, no client_id: %+v", r)
 	}
 	if r := get(t, browser(t), other.authorizeURL(client, redirect, p, nil)); r.status != http.StatusBadRequest {
 		t.Errorf("registration under another secret: %d", r.status)
@@ -447,5 +479,26 @@ func TestCookiesOnAnHTTPSIssuer(t *testing.T) {
 	c := cookies[0]
 	if c.Name != "__Host-mcpwrap-csrf" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || c.SameSite != http.SameSiteLaxMode {
 		t.Errorf("cookie %+v", c)
+	}
+}
+
+func TestSignInExpires(t *testing.T) {
+	f := newFixture(t, nil)
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := f.register(redirect)
+	c := browser(t)
+	form := fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
+	form.Set("key", testKey)
+	f.clock.advance(signInTTL + time.Second)
+	if r := post(t, c, f.base+"/authorize/key", form); r.status != http.StatusBadRequest || !strings.Contains(r.body, "expired") {
+		t.Errorf("key after the sign-in expired: %d", r.status)
+	}
+
+	form = fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
+	form.Set("key", testKey)
+	consent := post(t, c, f.base+"/authorize/key", form)
+	f.clock.advance(signInTTL + time.Second)
+	if r := post(t, c, f.base+"/authorize/consent", lastForm(consent.body)); r.status != http.StatusBadRequest || r.location != nil {
+		t.Errorf("consent after it expired: %d %v", r.status, r.location)
 	}
 }

@@ -54,6 +54,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		// password; there is no secret to check either way.
 		clientID, _ = url.QueryUnescape(id)
 	}
+	// An unknown client hears invalid_client (401), which tells clients
+	// such as Claude to register again.
+	if clientID != "" {
+		if _, err := s.client(r.Context(), clientID); err != nil {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered here")
+			return
+		}
+	}
 	if !s.resourceOK(r.PostForm["resource"]) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_target", "resource must be "+s.opts.Resource)
 		return
@@ -121,9 +129,11 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, clientID str
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge")
 		return
 	}
-	if _, err := s.client(r.Context(), c.ClientID); err != nil {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered here")
-		return
+	if clientID == "" {
+		if _, err := s.client(r.Context(), c.ClientID); err != nil {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered here")
+			return
+		}
 	}
 	s.issueTokens(w, refreshToken{
 		ClientID: c.ClientID,
@@ -161,9 +171,11 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token was issued to another client")
 		return
 	}
-	if _, err := s.client(r.Context(), rt.ClientID); err != nil {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered here")
-		return
+	if clientID == "" {
+		if _, err := s.client(r.Context(), rt.ClientID); err != nil {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "the client is not registered here")
+			return
+		}
 	}
 	// A narrower scope may be asked; this server has one, so the grant
 	// stays what it was.

@@ -103,3 +103,32 @@ func TestUpstreamStateIsSingleUseAndBound(t *testing.T) {
 		t.Errorf("replayed state: %d %s", r.status, r.body)
 	}
 }
+
+// An upstream callback that reaches another instance is replayed to the one
+// that started the sign-in, where its single use is kept.
+func TestUpstreamCallbackOnAnotherMachineIsReplayed(t *testing.T) {
+	gh := newGitHubStandIn(t)
+	a := newFixture(t, func(o *Options) { withUpstreams(gh, nil)(o); o.MachineID = "m1" })
+	b := newFixture(t, func(o *Options) {
+		withUpstreams(gh, nil)(o)
+		o.Issuer, o.Resource, o.MachineID = a.issuer, a.srv.opts.Resource, "m2"
+	})
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := a.register(redirect)
+	c := browser(t)
+	page := get(t, c, a.authorizeURL(client, redirect, newPKCE(), nil))
+	form := fields(strings.Split(page.body, `action="/authorize/upstream"`)[1])
+	toGitHub := post(t, c, a.base+"/authorize/upstream", form)
+	callback := get(t, c, toGitHub.location.String()).location
+
+	// The same callback, cookie and all, at the other instance.
+	other := browser(t)
+	onB, _ := url.Parse(b.base + callback.RequestURI())
+	other.Jar.SetCookies(onB, c.Jar.Cookies(callback))
+	if r := get(t, other, onB.String()); r.status != http.StatusMisdirectedRequest || r.header.Get("Fly-Replay") != "instance=m1" {
+		t.Fatalf("callback on m2: %d %v", r.status, r.header)
+	}
+	if r := get(t, c, callback.String()); r.status != http.StatusOK || !strings.Contains(r.body, "github:alice") {
+		t.Fatalf("callback on m1: %d", r.status)
+	}
+}

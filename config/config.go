@@ -98,14 +98,14 @@ type Config struct {
 	PublicURL      string        `env:"PUBLIC_URL" help:"the externally visible base URL, e.g. https://my-mcp.fly.dev"`
 
 	// The built-in authorization server (mode 2).
-	AuthSecret             string `env:"AUTH_SECRET" help:"turn on the built-in authorization server; every key derives from this secret (at least 32 bytes)"`
-	AuthSecretPrevious     string `env:"AUTH_SECRET_PREVIOUS" help:"the secret before a rotation, still accepted"`
+	AuthSecret             string `env:"AUTH_SECRET" secret:"true" help:"turn on the built-in authorization server; every key derives from this secret (at least 32 bytes)"`
+	AuthSecretPrevious     string `env:"AUTH_SECRET_PREVIOUS" secret:"true" help:"the secret before a rotation, still accepted"`
 	AuthGitHubClientID     string `env:"AUTH_GITHUB_CLIENT_ID" help:"sign in with GitHub: the OAuth app's client id"`
-	AuthGitHubClientSecret string `env:"AUTH_GITHUB_CLIENT_SECRET" help:"sign in with GitHub: the OAuth app's client secret"`
+	AuthGitHubClientSecret string `env:"AUTH_GITHUB_CLIENT_SECRET" secret:"true" help:"sign in with GitHub: the OAuth app's client secret"`
 	AuthGitHubURL          string `env:"AUTH_GITHUB_URL" envDefault:"https://github.com" help:"GitHub, or a GitHub Enterprise server"`
 	AuthOIDCIssuer         string `env:"AUTH_OIDC_ISSUER" help:"sign in with this OpenID Connect provider"`
 	AuthOIDCClientID       string `env:"AUTH_OIDC_CLIENT_ID" help:"the OpenID Connect client id"`
-	AuthOIDCClientSecret   string `env:"AUTH_OIDC_CLIENT_SECRET" help:"the OpenID Connect client secret"`
+	AuthOIDCClientSecret   string `env:"AUTH_OIDC_CLIENT_SECRET" secret:"true" help:"the OpenID Connect client secret"`
 	AuthOIDCName           string `env:"AUTH_OIDC_NAME" help:"the label of the OpenID Connect sign-in button, e.g. Google"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
