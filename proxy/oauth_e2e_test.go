@@ -425,7 +425,7 @@ func TestOAuthNoSignInLoop(t *testing.T) {
 	// then an error, not a browser opening again and again.
 	w.as.refuseAll()
 	_, _, err := w.connect(ctx, w.browser, "--retry-for", "5s")
-	if err == nil || !strings.Contains(err.Error(), "just issued") {
+	if err == nil || !strings.Contains(err.Error(), "just obtained") {
 		t.Fatalf("connect = %v, want the fresh token refused", err)
 	}
 	if runs := w.browserRuns(); len(runs) != 1 {

@@ -43,10 +43,11 @@ func (e *signInNeededError) Error() string {
 }
 
 // errRejectedAfterSignIn is a remote that refused the token the shim had
-// just obtained for it; signing in again would only loop.
+// just obtained for it by a refresh or a sign-in; trying again would only
+// loop.
 var errRejectedAfterSignIn = &rpcError{
 	code: jsonrpc.CodeInternalError,
-	msg:  "the remote rejected the OAuth access token it had just issued (401 Unauthorized); try `mcpwrap proxy logout URL` and sign in again",
+	msg:  "the remote refused an OAuth access token the shim had just obtained for it (401 Unauthorized); try `mcpwrap proxy logout URL` and sign in again",
 }
 
 // oauth signs the shim in to a remote that asks for OAuth, and keeps the

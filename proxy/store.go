@@ -295,6 +295,10 @@ func (keyringVault) save(key string, r *record) error {
 		return fmt.Errorf("encode tokens: %w", err)
 	}
 	if err := keyring.Set(keyringService, key, string(b)); err != nil {
+		if errors.Is(err, keyring.ErrSetDataTooBig) {
+			// Windows' credential manager holds 2.5 KB a secret.
+			return fmt.Errorf("save to keychain: %w; use --token-store file", err)
+		}
 		return fmt.Errorf("save to keychain: %w", err)
 	}
 	return nil
