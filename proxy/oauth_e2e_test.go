@@ -415,7 +415,6 @@ func TestOAuthStaticTokenWins(t *testing.T) {
 	}
 }
 
-
 func TestOAuthNoSignInLoop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
 	defer cancel()

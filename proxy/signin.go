@@ -54,15 +54,15 @@ var errRejectedAfterSignIn = &rpcError{
 // access token fresh. It holds no tokens of its own beyond a copy of the
 // store's: the store is the truth, shared with every shim for the remote.
 type oauth struct {
-	remote   *url.URL
-	key      string // the record's name in the store: the remote URL
-	store    *store
-	client   *http.Client // for metadata, registration and token requests
-	log      zerolog.Logger
-	redact   *redactor
-	open     func(authURL string) // shows the user the authorization URL
-	wait     time.Duration        // how long a request waits for a sign-in
-	client0  preregistered        // the user's own client, if any
+	remote  *url.URL
+	key     string // the record's name in the store: the remote URL
+	store   *store
+	client  *http.Client // for metadata, registration and token requests
+	log     zerolog.Logger
+	redact  *redactor
+	open    func(authURL string) // shows the user the authorization URL
+	wait    time.Duration        // how long a request waits for a sign-in
+	client0 preregistered        // the user's own client, if any
 
 	// base and wg own the sign-ins run in the background; run sets them.
 	base context.Context

@@ -172,15 +172,15 @@ func (as *standInAS) resourceMetadata(w http.ResponseWriter, r *http.Request) {
 
 func (as *standInAS) serverMetadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                as.base,
-		"authorization_endpoint":                as.base + "/authorize",
-		"token_endpoint":                        as.base + "/token",
-		"registration_endpoint":                 as.base + "/register",
-		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
-		"code_challenge_methods_supported":      []string{"S256"},
-		"token_endpoint_auth_methods_supported": []string{"none"},
-		"scopes_supported":                      []string{"mcp"},
+		"issuer":                                         as.base,
+		"authorization_endpoint":                         as.base + "/authorize",
+		"token_endpoint":                                 as.base + "/token",
+		"registration_endpoint":                          as.base + "/register",
+		"response_types_supported":                       []string{"code"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"none"},
+		"scopes_supported":                               []string{"mcp"},
 		"authorization_response_iss_parameter_supported": true,
 	})
 }
