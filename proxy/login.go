@@ -55,17 +55,17 @@ func newOAuth(cfg Config, getenv func(string) string, stderr io.Writer, s *shim)
 		return nil, err
 	}
 	o := &oauth{
-		remote:  cfg.URL,
-		key:     cfg.URL.String(),
-		store:   st,
-		client:  &http.Client{Timeout: 30 * time.Second},
-		log:     s.log,
-		redact:  s.redact,
-		open:    browserOpener(cfg.Browser, cfg.NoBrowser, stderr, s.log),
-		wait:    cfg.RetryFor,
-		client0: preregistered{ClientID: cfg.ClientID, Secret: cfg.ClientSecret, MetadataURL: cfg.ClientMetadataURL},
-		base:    context.Background(),
-		wg:      &s.wg,
+		remote: cfg.URL,
+		key:    cfg.URL.String(),
+		store:  st,
+		client: &http.Client{Timeout: 30 * time.Second},
+		log:    s.log,
+		redact: s.redact,
+		open:   browserOpener(cfg.Browser, cfg.NoBrowser, stderr, s.log),
+		wait:   cfg.RetryFor,
+		own:    preregistered{ClientID: cfg.ClientID, Secret: cfg.ClientSecret, MetadataURL: cfg.ClientMetadataURL},
+		base:   context.Background(),
+		wg:     &s.wg,
 	}
 	s.log.Debug().Str("store", st.v.where()).Msg("OAuth sign-in ready, should the remote ask for it")
 	return o, nil

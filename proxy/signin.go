@@ -54,15 +54,15 @@ var errRejectedAfterSignIn = &rpcError{
 // access token fresh. It holds no tokens of its own beyond a copy of the
 // store's: the store is the truth, shared with every shim for the remote.
 type oauth struct {
-	remote  *url.URL
-	key     string // the record's name in the store: the remote URL
-	store   *store
-	client  *http.Client // for metadata, registration and token requests
-	log     zerolog.Logger
-	redact  *redactor
-	open    func(authURL string) // shows the user the authorization URL
-	wait    time.Duration        // how long a request waits for a sign-in
-	client0 preregistered        // the user's own client, if any
+	remote *url.URL
+	key    string // the record's name in the store: the remote URL
+	store  *store
+	client *http.Client // for metadata, registration and token requests
+	log    zerolog.Logger
+	redact *redactor
+	open   func(authURL string) // shows the user the authorization URL
+	wait   time.Duration        // how long a request waits for a sign-in
+	own    preregistered        // the user's own client, if any
 
 	// base and wg own the sign-ins run in the background; run sets them.
 	base context.Context
@@ -289,7 +289,7 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	if rec != nil && rec.Grants != nil {
 		reg = rec.Grants[issuer]
 	}
-	if o.client0.ClientID != "" && (reg == nil || reg.ClientID != o.client0.ClientID) {
+	if o.own.ClientID != "" && (reg == nil || reg.ClientID != o.own.ClientID) {
 		// The user's own registration; its redirect URI is the server's
 		// business (loopback ports are free to vary, RFC 8252 7.3).
 		reg = nil
@@ -329,13 +329,13 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 			return oauth2.StaticTokenSource(tok), nil
 		},
 	}
-	if o.client0.MetadataURL != "" {
+	if o.own.MetadataURL != "" {
 		// Used when the server takes client ID metadata documents; else
 		// the SDK goes on to the registrations below.
-		hc.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: o.client0.MetadataURL}
+		hc.ClientIDMetadataDocumentConfig = &auth.ClientIDMetadataDocumentConfig{URL: o.own.MetadataURL}
 	}
-	if reg == nil && o.client0.ClientID != "" {
-		reg = &grant{ClientID: o.client0.ClientID, ClientSecret: o.client0.Secret}
+	if reg == nil && o.own.ClientID != "" {
+		reg = &grant{ClientID: o.own.ClientID, ClientSecret: o.own.Secret}
 	}
 	if reg != nil && reg.ClientID != "" {
 		creds := &oauthex.ClientCredentials{ClientID: reg.ClientID}
