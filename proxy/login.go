@@ -122,6 +122,10 @@ func runAccount(ctx context.Context, verb string, args []string, getenv func(str
 	if err != nil {
 		return err
 	}
+	if g, err := o.current(); err != nil || g == nil {
+		fmt.Fprintf(stderr, "mcpwrap proxy: %s let the shim in without signing in; nothing to keep\n", cfg.URL.Redacted())
+		return err
+	}
 	fmt.Fprintf(stderr, "mcpwrap proxy: signed in to %s (kept in %s)\n", cfg.URL.Redacted(), o.store.v.where())
 	return nil
 }
