@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,15 @@ type Config struct {
 	TokenFile string        `env:"MCPWRAP_TOKEN_FILE"`
 	RetryFor  time.Duration `env:"MCPWRAP_PROXY_RETRY_FOR" envDefault:"30s"`
 	LogLevel  string        `env:"MCPWRAP_LOG_LEVEL" envDefault:"info"`
+	// OAuth sign-in, used when the remote asks for it and no token is set.
+	NoBrowser  bool   `env:"MCPWRAP_PROXY_NO_BROWSER"`
+	TokenStore string `env:"MCPWRAP_PROXY_TOKEN_STORE" envDefault:"auto"`
+	Browser    string `env:"BROWSER"`
+	// A client registered ahead of time, or a client ID metadata document
+	// (an https URL), for servers that take no dynamic registration.
+	ClientID          string `env:"MCPWRAP_PROXY_CLIENT_ID"`
+	ClientSecret      string `env:"MCPWRAP_PROXY_CLIENT_SECRET"`
+	ClientMetadataURL string `env:"MCPWRAP_PROXY_CLIENT_METADATA_URL"`
 
 	// Header holds the --header values, sent on every request to the remote.
 	Header http.Header `env:"-"`
@@ -32,7 +42,9 @@ type Config struct {
 // envKeys are the variables Config reads; only these are copied out of
 // getenv, so tests can hand in a map and the process environment stays
 // untouched.
-var envKeys = []string{"MCPWRAP_TOKEN", "MCPWRAP_TOKEN_FILE", "MCPWRAP_PROXY_RETRY_FOR", "MCPWRAP_LOG_LEVEL"}
+var envKeys = []string{"MCPWRAP_TOKEN", "MCPWRAP_TOKEN_FILE", "MCPWRAP_PROXY_RETRY_FOR", "MCPWRAP_LOG_LEVEL",
+	"MCPWRAP_PROXY_NO_BROWSER", "MCPWRAP_PROXY_TOKEN_STORE", "BROWSER",
+	"MCPWRAP_PROXY_CLIENT_ID", "MCPWRAP_PROXY_CLIENT_SECRET", "MCPWRAP_PROXY_CLIENT_METADATA_URL"}
 
 // errUsage marks a configuration mistake; the flag package has already
 // printed the usage when it is the cause. It is config.ErrUsage, so that
@@ -84,6 +96,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Var(headers, "header", "extra request header `'Name: value'`, repeatable")
 	retryFor := fs.Duration("retry-for", cfg.RetryFor, "keep retrying an unreachable or starting remote this long (env MCPWRAP_PROXY_RETRY_FOR)")
 	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env MCPWRAP_LOG_LEVEL)")
+	noBrowser := fs.Bool("no-browser", cfg.NoBrowser, "print the sign-in URL instead of opening a browser (env MCPWRAP_PROXY_NO_BROWSER)")
+	tokenStore := fs.String("token-store", cfg.TokenStore, "where OAuth tokens are kept: auto, keyring or file (env MCPWRAP_PROXY_TOKEN_STORE)")
+	clientID := fs.String("client-id", cfg.ClientID, "OAuth client id registered ahead of time (env MCPWRAP_PROXY_CLIENT_ID)")
+	clientSecret := fs.String("client-secret", cfg.ClientSecret, "its client secret, if any (env MCPWRAP_PROXY_CLIENT_SECRET)")
+	clientMetadataURL := fs.String("client-metadata-url", cfg.ClientMetadataURL, "https URL of a client ID metadata document (env MCPWRAP_PROXY_CLIENT_METADATA_URL)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -100,6 +117,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	cfg.RetryFor = *retryFor
 	cfg.LogLevel = *logLevel
+	cfg.NoBrowser = *noBrowser
+	cfg.TokenStore = *tokenStore
+	cfg.ClientID, cfg.ClientSecret, cfg.ClientMetadataURL = *clientID, *clientSecret, *clientMetadataURL
 	cfg.Header = headers.h
 
 	// A token given directly beats a token file from the same source; the
@@ -120,6 +140,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if cfg.RetryFor < 0 {
 		return cfg, fmt.Errorf("%w: --retry-for must not be negative", errUsage)
+	}
+	if cfg.ClientSecret != "" && cfg.ClientID == "" {
+		return cfg, fmt.Errorf("%w: --client-secret needs --client-id", errUsage)
+	}
+	if u, err := url.Parse(cfg.ClientMetadataURL); cfg.ClientMetadataURL != "" && (err != nil || u.Scheme != "https" || u.Host == "" || u.Path == "" || u.Path == "/") {
+		return cfg, fmt.Errorf("%w: --client-metadata-url must be an https URL with a path", errUsage)
+	}
+	if !slices.Contains(storeKinds, cfg.TokenStore) {
+		return cfg, fmt.Errorf("%w: --token-store must be one of %s", errUsage, strings.Join(storeKinds, ", "))
 	}
 	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil {
 		return cfg, fmt.Errorf("%w: --log-level: %w", errUsage, err)

@@ -6,13 +6,21 @@
 // a GET stream opening with an endpoint event).
 //
 //	mcpwrap proxy [flags] URL
+//	mcpwrap proxy login [flags] URL    sign in ahead of time
+//	mcpwrap proxy logout [flags] URL   forget the tokens and the client registration
 //
-//	flag                 variable                  default  meaning
-//	--token              MCPWRAP_TOKEN             (none)   bearer token for the remote
-//	--token-file         MCPWRAP_TOKEN_FILE        (none)   file holding the token (surrounding space trimmed)
-//	--header 'K: V'      -                         -        extra request header, repeatable
-//	--retry-for          MCPWRAP_PROXY_RETRY_FOR   30s      how long to retry a remote that is unreachable or answers 502/503/504
-//	--log-level          MCPWRAP_LOG_LEVEL         info     debug, info, warn or error
+//	flag                 variable                   default  meaning
+//	--token              MCPWRAP_TOKEN              (none)   bearer token for the remote
+//	--token-file         MCPWRAP_TOKEN_FILE         (none)   file holding the token (surrounding space trimmed)
+//	--header 'K: V'      -                          -        extra request header, repeatable
+//	--retry-for          MCPWRAP_PROXY_RETRY_FOR    30s      how long to retry a remote that is unreachable or answers 502/503/504, and how long a request waits for a sign-in
+//	--log-level          MCPWRAP_LOG_LEVEL          info     debug, info, warn or error
+//	--no-browser         MCPWRAP_PROXY_NO_BROWSER   false    print the sign-in URL to stderr instead of opening a browser
+//	--token-store        MCPWRAP_PROXY_TOKEN_STORE  auto     where OAuth tokens live: auto (keychain if any, else file), keyring or file
+//	-                    BROWSER                    (none)   the browser command; it gets the URL as its argument (%s stands for it if present)
+//	--client-id          MCPWRAP_PROXY_CLIENT_ID    (none)   an OAuth client registered ahead of time, for servers without dynamic registration
+//	--client-secret      MCPWRAP_PROXY_CLIENT_SECRET (none)  … its secret, if it has one
+//	--client-metadata-url MCPWRAP_PROXY_CLIENT_METADATA_URL (none) https URL of a client ID metadata document, used where the server takes them
 //
 // A flag wins over its variable; a token beats a token file from the same
 // source. stdout carries only MCP messages; logs go to stderr, and neither
@@ -32,8 +40,14 @@
 //     The new session is made when the client next sends, not when the GET
 //     stream finds the old one gone, so an idle shim does not keep an
 //     auto-stopping machine awake.
-//   - A 401 answers each request with an error saying the token was
-//     rejected; the shim keeps running.
+//   - With a static token, a 401 answers each request with an error saying
+//     the token was rejected; the shim keeps running.
+//   - Without one, a 401 (or a 403 asking for more scope) starts OAuth
+//     sign-in through the SDK's authorization-code handler (signin.go):
+//     the browser, a loopback callback (callback.go), tokens and the client
+//     registration kept per remote and authorization server in the OS
+//     keychain or a 0600 file, refreshed under a lock shared by every shim
+//     for the remote (store.go). Credentials only go to the remote's origin.
 //   - When stdin ends, the remote session ends with DELETE and Run returns
 //     nil.
 //

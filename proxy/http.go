@@ -93,12 +93,28 @@ func (s *shim) do(ctx context.Context, r request, retryFor time.Duration) (*http
 	start := time.Now()
 	delay := firstBackoff
 	stale := 0
+	authTried := false
+	home := sameOrigin(r.url, s.cfg.URL)
 	for attempt := 1; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), bytes.NewReader(r.body))
 		if err != nil {
 			return nil, fmt.Errorf("build %s request: %w", r.method, err)
 		}
 		req.Header = r.header.Clone()
+		// Credentials go to the remote's origin only, wherever an HTTP+SSE
+		// endpoint event points.
+		var sent string
+		switch {
+		case !home:
+			req.Header.Del("Authorization")
+		case s.oauth != nil:
+			if sent, err = s.oauth.accessToken(ctx); err != nil {
+				return nil, err
+			}
+			if sent != "" {
+				req.Header.Set("Authorization", "Bearer "+sent)
+			}
+		}
 		var reused bool
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
@@ -127,6 +143,23 @@ func (s *shim) do(ctx context.Context, r request, retryFor time.Duration) (*http
 				wait = ra
 			}
 			drain(resp)
+		case home && s.oauth != nil && wantsAuth(resp):
+			if authTried {
+				if resp.StatusCode == http.StatusForbidden {
+					return resp, nil
+				}
+				drain(resp)
+				return nil, errRejectedAfterSignIn
+			}
+			// One refresh or sign-in per request, then one more try: a
+			// remote that keeps refusing must not keep the browser busy.
+			authTried = true
+			status, header := resp.StatusCode, resp.Header
+			drain(resp)
+			if err := s.oauth.recover(ctx, status, header, sent); err != nil {
+				return nil, err
+			}
+			continue
 		default:
 			return resp, nil
 		}
@@ -149,6 +182,23 @@ func (s *shim) do(ctx context.Context, r request, retryFor time.Duration) (*http
 		}
 		delay = min(delay*2, maxBackoff)
 	}
+}
+
+// sameOrigin reports whether a and b share scheme, host and port.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(hostPort(a), hostPort(b))
+}
+
+// hostPort is u's host with the scheme's default port made explicit.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // maxStale bounds the retries on dead kept-alive connections; one usually

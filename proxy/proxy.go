@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,9 @@ import (
 
 // Run is `mcpwrap proxy [flags] URL`. args excludes the word "proxy". It returns nil when stdin ends (after DELETE), or when ctx ends.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "login" || args[0] == "logout") {
+		return runAccount(ctx, args[0], args[1:], getenv, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // the usage is printed; asking for it is no error
@@ -29,36 +31,45 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
+	log, redact := newLogger(cfg, stderr)
+	s := newShim(cfg, log, stdout)
+	s.redact = redact
+	if err := s.useOAuth(getenv, stderr); err != nil {
+		return err
+	}
+	return s.run(ctx, stdin)
+}
+
+// newLogger returns the shim's logger, on stderr, and the redactor every
+// line passes through.
+func newLogger(cfg Config, stderr io.Writer) (zerolog.Logger, *redactor) {
 	level, _ := zerolog.ParseLevel(cfg.LogLevel) // checked by parseConfig
-	log := zerolog.New(&redactingWriter{w: stderr, r: newRedactor(cfg)}).Level(level).With().Timestamp().Str("remote", cfg.URL.Redacted()).Logger()
-	return newShim(cfg, log, stdout).run(ctx, stdin)
+	redact := newRedactor(cfg)
+	log := zerolog.New(&redactingWriter{w: stderr, r: redact}).Level(level).With().Timestamp().Str("remote", cfg.URL.Redacted()).Logger()
+	return log, redact
 }
 
 // newRedactor hides the secrets the shim holds: the token and the values of
 // extra headers, which often carry API keys. Nothing logs them on purpose;
-// this is for what the remote echoes back in an error body.
-func newRedactor(cfg Config) *strings.Replacer {
-	var pairs []string
-	if cfg.Token != "" {
-		pairs = append(pairs, cfg.Token, "[redacted]")
-	}
+// this is for what the remote echoes back in an error body. OAuth adds its
+// tokens as it gets them.
+func newRedactor(cfg Config) *redactor {
+	rd := &redactor{}
+	rd.add(cfg.Token, cfg.ClientSecret)
 	for _, vs := range cfg.Header {
-		for _, v := range vs {
-			// Short values are not secrets, and hiding them would garble
-			// every line that happens to contain them.
-			if len(v) >= 8 {
-				pairs = append(pairs, v, "[redacted]")
-			}
-		}
+		rd.add(vs...)
 	}
-	return strings.NewReplacer(pairs...)
+	rd.mu.Lock()
+	rd.fixed, rd.secrets = rd.secrets, nil
+	rd.mu.Unlock()
+	return rd
 }
 
 // redactingWriter passes each log line through the redactor. zerolog writes
 // a line in one call, so a secret is never split between two writes.
 type redactingWriter struct {
 	w io.Writer
-	r *strings.Replacer
+	r *redactor
 }
 
 func (rw *redactingWriter) Write(p []byte) (int, error) {
@@ -114,7 +125,8 @@ func (c *call) finished() bool {
 type shim struct {
 	cfg     Config
 	log     zerolog.Logger
-	redact  *strings.Replacer
+	redact  *redactor
+	oauth   *oauth // nil with a static token: then the shim never signs in
 	out     *lineWriter
 	http    *http.Client
 	ctx     context.Context // ends when run returns
@@ -156,6 +168,9 @@ func (s *shim) run(parent context.Context, stdin io.Reader) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	s.ctx = ctx
+	if s.oauth != nil {
+		s.oauth.base = ctx
+	}
 
 	// The reader is the one goroutine that may outlive run: a blocked read
 	// on stdin cannot be interrupted, and stdin is not ours to close. It
