@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -101,7 +102,7 @@ func TestConformanceClientAuth(t *testing.T) {
 	if _, err := os.Stat(cli); err != nil {
 		t.Fatalf("the suite is not installed: %v (run npm ci in conformance/)", err)
 	}
-	buildBinaries(t)
+	mcpwrapBin, _ := testkit.Programs(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -45,10 +46,16 @@ func (s *server) url(path string) string { return "http://" + s.addr + path }
 // start runs mcpwrap and waits until it listens.
 func (s *server) start() {
 	s.t.Helper()
-	s.proc = testkit.Start(s.t, testkit.Options{
-		Token: testToken,
-		Env:   map[string]string{"MCPWRAP_LISTEN": s.addr, "MCPWRAP_LOG_LEVEL": "debug"},
-	})
+	s.startWith(nil)
+}
+
+// startWith runs mcpwrap with settings of its own besides the token and
+// the address, and waits until it listens.
+func (s *server) startWith(settings map[string]string) {
+	s.t.Helper()
+	env := map[string]string{"MCPWRAP_LISTEN": s.addr, "MCPWRAP_LOG_LEVEL": "debug"}
+	maps.Copy(env, settings)
+	s.proc = testkit.Start(s.t, testkit.Options{Token: testToken, Env: env})
 }
 
 // stop ends mcpwrap the way a platform stops a machine, with SIGTERM.

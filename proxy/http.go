@@ -52,12 +52,12 @@ func (e *unreachableError) Error() string {
 // redirecting to http would send them in clear text.
 var errRedirect = errors.New("the remote redirected to another origin; not following it with credentials")
 
-// sameOrigin follows a redirect only within the origin of the first
-// request (scheme, host and port), and at most a few times.
-func sameOrigin(req *http.Request, via []*http.Request) error {
+// followWithinOrigin follows a redirect only within the origin of the
+// first request (scheme, host and port), and at most a few times.
+func followWithinOrigin(req *http.Request, via []*http.Request) error {
 	first := via[0].URL
-	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
-		return fmt.Errorf("%w (%s to %s://%s)", errRedirect, first.Scheme+"://"+first.Host, req.URL.Scheme, req.URL.Host)
+	if !sameOrigin(req.URL, first) {
+		return fmt.Errorf("%w (%s://%s to %s://%s)", errRedirect, first.Scheme, first.Host, req.URL.Scheme, req.URL.Host)
 	}
 	if len(via) >= 5 {
 		return errors.New("stopped after 5 redirects")

@@ -4,92 +4,38 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // builtin is a real mcpwrap serving the everything fixture with its
-// built-in authorization server (MCPWRAP_AUTH_SECRET); its key page takes
-// testToken.
-type builtin struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
+// built-in authorization server (MCPWRAP_AUTH_SECRET), on the same address
+// at every start; its key page takes testToken.
+type builtin struct{ *server }
 
 func newBuiltin(t *testing.T) *builtin {
-	buildBinaries(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &builtin{t: t, addr: ln.Addr().String()}
-	ln.Close()
-	t.Cleanup(b.stop)
+	b := &builtin{newServer(t)}
+	t.Cleanup(func() {
+		if b.proc != nil {
+			b.proc.Stop()
+		}
+	})
 	return b
 }
 
-func (b *builtin) url() string { return "http://" + b.addr + "/mcp" }
+func (b *builtin) url() string { return b.server.url("/mcp") }
 
-// start runs mcpwrap with secret, on the same address every time, and waits
-// for /healthz.
+// start runs mcpwrap with secret and waits until it listens.
 func (b *builtin) start(secret string) {
 	b.t.Helper()
-	cmd := exec.Command(mcpwrapBin, "--", fixtureBin)
-	cmd.Env = append(os.Environ(), "MCPWRAP_LISTEN="+b.addr, "MCPWRAP_TOKEN="+testToken, "MCPWRAP_AUTH_SECRET="+secret,
-		"MCPWRAP_PUBLIC_URL=", "MCPWRAP_LOG_FORMAT=json", "MCPWRAP_LOG_LEVEL=debug")
-	b.log = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = b.log, b.log
-	if err := cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	b.cmd, b.done = cmd, make(chan struct{})
-	go func() {
-		defer close(b.done)
-		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(testTimeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + b.addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-b.done:
-			b.t.Fatalf("mcpwrap exited early:\n%s", b.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	b.t.Fatalf("mcpwrap did not become healthy:\n%s", b.log.String())
-}
-
-func (b *builtin) stop() {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(testTimeout):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-	if b.t.Failed() {
-		b.t.Logf("mcpwrap log:\n%s", b.log.String())
-	}
-	b.cmd = nil
+	b.startWith(map[string]string{"MCPWRAP_AUTH_SECRET": secret})
 }
 
 // builtinShims runs `mcpwrap proxy` against b with a home of its own.
@@ -109,7 +55,7 @@ func (w *builtinShims) env(browser string) []string {
 	}
 }
 
-func (w *builtinShims) connect(ctx context.Context, browser string) (*mcp.ClientSession, *syncBuffer, error) {
+func (w *builtinShims) connect(ctx context.Context, browser string) (*mcp.ClientSession, *testkit.LogBook, error) {
 	w.t.Helper()
 	cmd, stderr := realShim(w.t, w.env(browser), w.b.url())
 	client := mcp.NewClient(&mcp.Implementation{Name: "oauth-builtin-test", Version: "1"}, nil)
@@ -179,10 +125,10 @@ func (w *builtinShims) stored() []string {
 }
 
 // refreshes counts the refreshes the shims logged.
-func refreshes(logs ...*syncBuffer) int {
+func refreshes(logs ...*testkit.LogBook) int {
 	n := 0
 	for _, l := range logs {
-		n += strings.Count(l.String(), `"message":"refreshed the access token"`)
+		n += strings.Count(l.Text(), `"message":"refreshed the access token"`)
 	}
 	return n
 }
@@ -250,7 +196,7 @@ func TestOAuthBuiltInServer(t *testing.T) {
 	// both.
 	w.expireStored()
 	var wg sync.WaitGroup
-	logs := make([]*syncBuffer, 2)
+	logs := make([]*testkit.LogBook, 2)
 	errs := make(chan error, 2)
 	for i := range 2 {
 		wg.Go(func() {
@@ -294,10 +240,10 @@ func TestOAuthBuiltInServer(t *testing.T) {
 	if n := refreshes(log1, log2, log3, logs[0], logs[1], log4); n != 2 {
 		t.Fatalf("refreshes in all = %d, want 2", n)
 	}
-	for _, l := range []*syncBuffer{log1, log2, log3, logs[0], logs[1], log4} {
+	for _, l := range []*testkit.LogBook{log1, log2, log3, logs[0], logs[1], log4} {
 		for _, tok := range seen {
-			if tok != "" && strings.Contains(l.String(), tok) {
-				t.Errorf("a shim log shows a token:\n%s", l)
+			if tok != "" && strings.Contains(l.Text(), tok) {
+				t.Errorf("a shim log shows a token:\n%s", l.Text())
 			}
 		}
 	}

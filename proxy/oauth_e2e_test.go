@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -191,7 +192,7 @@ func (w *oauthWorld) browserRuns() []string {
 }
 
 // connect starts `mcpwrap proxy` as the SDK client's stdio child.
-func (w *oauthWorld) connect(ctx context.Context, browser string, args ...string) (*mcp.ClientSession, *syncBuffer, error) {
+func (w *oauthWorld) connect(ctx context.Context, browser string, args ...string) (*mcp.ClientSession, *testkit.LogBook, error) {
 	w.t.Helper()
 	cmd, stderr := realShim(w.t, w.env(browser), append(args, w.as.resource())...)
 	client := mcp.NewClient(&mcp.Implementation{Name: "oauth-test", Version: "1"}, nil)
@@ -212,10 +213,10 @@ func echo(t *testing.T, ctx context.Context, cs *mcp.ClientSession, text string)
 
 // noSecrets fails t if a log shows anything the authorization server
 // issued.
-func (w *oauthWorld) noSecrets(logs ...*syncBuffer) {
+func (w *oauthWorld) noSecrets(logs ...*testkit.LogBook) {
 	w.t.Helper()
 	for _, l := range logs {
-		s := l.String()
+		s := l.Text()
 		for _, secret := range w.as.issued() {
 			if strings.Contains(s, secret) {
 				w.t.Errorf("a log shows an issued token or code")
@@ -314,10 +315,10 @@ func TestOAuthTwoShimsRefreshOnce(t *testing.T) {
 	// Sign in ahead of time.
 	login, loginLog := realShim(t, w.env(w.browser), "login", w.as.resource())
 	if out, err := login.Output(); err != nil || len(out) != 0 {
-		t.Fatalf("login: %v, stdout %q\n%s", err, out, loginLog)
+		t.Fatalf("login: %v, stdout %q\n%s", err, out, loginLog.Text())
 	}
-	if !strings.Contains(loginLog.String(), "signed in to") {
-		t.Fatalf("login said:\n%s", loginLog)
+	if !strings.Contains(loginLog.Text(), "signed in to") {
+		t.Fatalf("login said:\n%s", loginLog.Text())
 	}
 	if in, _, _ := w.as.counts(); in != 1 {
 		t.Fatalf("sign-ins after login = %d, want 1", in)
@@ -328,7 +329,7 @@ func TestOAuthTwoShimsRefreshOnce(t *testing.T) {
 	w.as.expireAccess()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	logs := make([]*syncBuffer, 2)
+	logs := make([]*testkit.LogBook, 2)
 	for i := range 2 {
 		wg.Go(func() {
 			cs, log, err := w.connect(ctx, "false")
@@ -365,8 +366,8 @@ func TestOAuthSignInNeeded(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "sign-in needed") {
 		t.Fatalf("connect = %v, want a sign-in needed error", err)
 	}
-	if !strings.Contains(log.String(), w.as.base+"/authorize?") {
-		t.Fatalf("no authorization URL on stderr:\n%s", log)
+	if !strings.Contains(log.Text(), w.as.base+"/authorize?") {
+		t.Fatalf("no authorization URL on stderr:\n%s", log.Text())
 	}
 	if runs := w.browserRuns(); len(runs) != 0 {
 		t.Fatalf("browser ran with --no-browser: %q", runs)
@@ -375,7 +376,7 @@ func TestOAuthSignInNeeded(t *testing.T) {
 	// Signed in, then signed out: the next run needs a sign-in again.
 	login, loginLog := realShim(t, w.env(w.browser), "login", w.as.resource())
 	if err := login.Run(); err != nil {
-		t.Fatalf("login: %v\n%s", err, loginLog)
+		t.Fatalf("login: %v\n%s", err, loginLog.Text())
 	}
 	cs, _, err := w.connect(ctx, "false")
 	if err != nil {
@@ -384,8 +385,8 @@ func TestOAuthSignInNeeded(t *testing.T) {
 	echo(t, ctx, cs, "signed in")
 	cs.Close()
 	logout, logoutLog := realShim(t, w.env("false"), "logout", w.as.resource())
-	if err := logout.Run(); err != nil || !strings.Contains(logoutLog.String(), "signed out") {
-		t.Fatalf("logout: %v\n%s", err, logoutLog)
+	if err := logout.Run(); err != nil || !strings.Contains(logoutLog.Text(), "signed out") {
+		t.Fatalf("logout: %v\n%s", err, logoutLog.Text())
 	}
 	files, _ := filepath.Glob(filepath.Join(w.home, "config", "mcpwrap", "proxy", "*.json"))
 	if len(files) != 0 {
@@ -410,8 +411,8 @@ func TestOAuthStaticTokenWins(t *testing.T) {
 	if runs := w.browserRuns(); len(runs) != 0 {
 		t.Fatalf("browser ran with a static token: %q", runs)
 	}
-	if strings.Contains(stderr.String(), "/authorize?") {
-		t.Fatalf("a sign-in started with a static token:\n%s", stderr)
+	if strings.Contains(stderr.Text(), "/authorize?") {
+		t.Fatalf("a sign-in started with a static token:\n%s", stderr.Text())
 	}
 }
 

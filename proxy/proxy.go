@@ -155,7 +155,7 @@ func newShim(cfg Config, log zerolog.Logger, stdout io.Writer) *shim {
 		cfg:     cfg,
 		log:     log,
 		out:     &lineWriter{w: stdout, failed: make(chan struct{})},
-		http:    &http.Client{Transport: rt, CheckRedirect: sameOrigin},
+		http:    &http.Client{Transport: rt, CheckRedirect: followWithinOrigin},
 		pending: map[string]*call{},
 		subs:    map[string][]byte{},
 		redact:  newRedactor(cfg),
