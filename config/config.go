@@ -44,6 +44,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -181,10 +182,8 @@ func (c Config) validate() error {
 	if len(c.Tenants) == 0 && !c.NoAuth && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: no token set and %s is not a loopback address: set MCPWRAP_TOKEN (or MCPWRAP_TOKEN_FILE), listen on 127.0.0.1, or set MCPWRAP_NO_AUTH=true to serve anyone", ErrUsage, c.Listen)
 	}
-	for _, p := range []string{c.Path, c.SSEPath, c.MessagePath} {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("%w: path %q must start with /", ErrUsage, p)
-		}
+	if err := c.validateRoutes(); err != nil {
+		return err
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
@@ -199,6 +198,41 @@ func (c Config) validate() error {
 	for _, kv := range c.ChildEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("%w: MCPWRAP_CHILD_ENV entry %q is not K=V", ErrUsage, kv)
+		}
+	}
+	return nil
+}
+
+// fixedRoutes are the paths served beside the configurable ones, always on
+// the same listener.
+var fixedRoutes = []string{"/healthz", "/metrics"}
+
+// validateRoutes checks the endpoint paths before they become ServeMux
+// patterns: two equal patterns make ServeMux panic at start, and a space, a
+// brace or a bad escape turns a path into a pattern of another kind.
+func (c Config) validateRoutes() error {
+	routes := []struct{ setting, path string }{
+		{"MCPWRAP_PATH (--path)", c.Path},
+		{"MCPWRAP_SSE_PATH (--sse-path)", c.SSEPath},
+		{"MCPWRAP_MESSAGE_PATH (--message-path)", c.MessagePath},
+	}
+	for _, p := range fixedRoutes {
+		routes = append(routes, struct{ setting, path string }{"the fixed " + strings.TrimPrefix(p, "/") + " endpoint", p})
+	}
+	for i, r := range routes {
+		if !strings.HasPrefix(r.path, "/") {
+			return fmt.Errorf("%w: %s %q must start with /", ErrUsage, r.setting, r.path)
+		}
+		if strings.ContainsAny(r.path, " \t\r\n{}") {
+			return fmt.Errorf("%w: %s %q must be a plain path, without spaces or braces", ErrUsage, r.setting, r.path)
+		}
+		if _, err := url.PathUnescape(r.path); err != nil {
+			return fmt.Errorf("%w: %s %q: %v", ErrUsage, r.setting, r.path, err)
+		}
+		for _, earlier := range routes[:i] {
+			if earlier.path == r.path {
+				return fmt.Errorf("%w: %s and %s are both %q; every endpoint needs a path of its own", ErrUsage, earlier.setting, r.setting, r.path)
+			}
 		}
 	}
 	return nil
