@@ -297,7 +297,7 @@ func TestProgressLines(t *testing.T) {
 	// runLoad waits for the progress printer before it returns, so out is
 	// no longer written when it is read.
 	var out strings.Builder
-	rep := runLoad(t.Context(), cfg, &directOpener{argv: cfg.command, maxMsg: cfg.maxMessage}, w, &out)
+	rep := runLoad(t.Context(), cfg, &directOpener{argv: cfg.command, maxMsg: cfg.MaxMessage}, w, &out)
 	if rep.ErrorsTotal != 0 {
 		t.Fatalf("errors %v", rep.ErrorExamples)
 	}

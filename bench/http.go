@@ -33,7 +33,7 @@ func newHTTPOpener(cfg *config) *httpOpener {
 		// idle pool below that would make the tool dial per call and measure
 		// its own handshakes.
 		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: cfg.sessions*cfg.inflight + 16,
+		MaxIdleConnsPerHost: cfg.Sessions*cfg.Inflight + 16,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -41,17 +41,17 @@ func newHTTPOpener(cfg *config) *httpOpener {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json, text/event-stream")
-	if cfg.token != "" {
-		h.Set("Authorization", "Bearer "+cfg.token)
+	if cfg.Token != "" {
+		h.Set("Authorization", "Bearer "+cfg.Token)
 	}
-	for k, vs := range cfg.headers {
+	for k, vs := range cfg.Headers {
 		h[k] = append(h[k], vs...)
 	}
 	return &httpOpener{
 		url:     cfg.url,
 		client:  &http.Client{Transport: tr},
 		header:  h,
-		maxMsg:  cfg.maxMessage,
+		maxMsg:  cfg.MaxMessage,
 		drainAt: time.Second,
 	}
 }
