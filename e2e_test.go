@@ -522,24 +522,15 @@ func assertGone(t *testing.T, what string, procs []proc, pgids []int) {
 	}
 }
 
-func pids(ps []proc) []int {
-	out := make([]int, len(ps))
-	for i, p := range ps {
-		out[i] = p.Pid
-	}
-	return out
-}
-
 // ---- raw HTTP ------------------------------------------------------------
 
 // rawPost sends one hand-made request and returns the status, headers and body.
 type rawReq struct {
-	method      string
-	url         string
-	body        string
-	session     string
-	headers     map[string]string // "" value deletes a default
-	contentType string
+	method  string
+	url     string
+	body    string
+	session string
+	headers map[string]string // "" value deletes a default
 }
 
 func (w *wrapper) raw(t *testing.T, r rawReq) (int, http.Header, string) {

@@ -293,7 +293,7 @@ func TestGrandchildrenDieWithTheirSession(t *testing.T) {
 // crashAndMeasure makes the session's child die while a call is in flight
 // (kill does it, after the call was sent) and returns the call's error and
 // how long after the death it came.
-func crashAndMeasure(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any, kill func()) (error, time.Duration) {
+func crashAndMeasure(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any, kill func()) (time.Duration, error) {
 	t.Helper()
 	type result struct {
 		err error
@@ -314,10 +314,10 @@ func crashAndMeasure(t *testing.T, cs *mcp.ClientSession, tool string, args map[
 	}
 	select {
 	case r := <-done:
-		return r.err, r.at.Sub(died)
+		return r.at.Sub(died), r.err
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the call in flight when the child died got no answer within 10s")
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -347,7 +347,7 @@ func TestChildDeathAnswersInFlightRequests(t *testing.T) {
 					}
 				}
 			}
-			err, latency := crashAndMeasure(t, cs, tc.tool, tc.args, kill)
+			latency, err := crashAndMeasure(t, cs, tc.tool, tc.args, kill)
 			t.Logf("%s: the in-flight call got its error %v after the child died: %v", tc.name, latency.Round(time.Millisecond), err)
 			if err == nil {
 				t.Fatal("the call succeeded")
@@ -418,7 +418,7 @@ func TestAsPID1(t *testing.T) {
 	for round := range 3 {
 		cs := w.connect(t)
 		w.Logs.grandchildPid(cs.ID())
-		err, latency := crashAndMeasure(t, cs, "crash", map[string]any{"code": 7 + round}, nil)
+		latency, err := crashAndMeasure(t, cs, "crash", map[string]any{"code": 7 + round}, nil)
 		want := fmt.Sprintf("exit status %d", 7+round)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("round %d: crash answered with %v, want an error naming %q", round, err, want)
