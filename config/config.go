@@ -34,6 +34,11 @@
 // 127.0.0.1:8080 otherwise, so that an unauthenticated mcpwrap is reachable
 // only from its own machine. Without a token, mcpwrap refuses a non-loopback
 // address unless MCPWRAP_NO_AUTH is set.
+//
+// Parse is how every subcommand reads its settings (serve through Load,
+// proxy and bench directly): a struct whose tags name each variable and
+// flag, read from the environment and then from the command line, with one
+// usage error, ErrUsage, for whatever the user has to correct.
 package config
 
 import (
