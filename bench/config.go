@@ -47,10 +47,6 @@ var commandLine = mcpconfig.Command{
 	Synopsis: "usage: mcpwrap bench [flags] (URL | -- command [args...])",
 }
 
-// errUsage marks a command line the tool cannot run; it is config.ErrUsage,
-// so that mcpwrap exits 2 as for any other usage error.
-var errUsage = mcpconfig.ErrUsage
-
 func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	cfg := &config{progress: time.Second}
 	parsed, err := mcpconfig.Parse(cfg, commandLine, args, getenv, stderr)
@@ -63,39 +59,39 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*co
 
 	switch rest := parsed.Args; {
 	case parsed.Command != nil && len(rest) > 0:
-		return nil, fmt.Errorf("%w: give a URL or -- command, not both", errUsage)
+		return nil, fmt.Errorf("%w: give a URL or -- command, not both", mcpconfig.ErrUsage)
 	case parsed.Command != nil:
 		if len(parsed.Command) == 0 {
-			return nil, fmt.Errorf("%w: no command after --", errUsage)
+			return nil, fmt.Errorf("%w: no command after --", mcpconfig.ErrUsage)
 		}
 		cfg.command = parsed.Command
 	case len(rest) == 1:
 		u, err := url.Parse(rest[0])
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%w: %q is not an http(s) URL", errUsage, rest[0])
+			return nil, fmt.Errorf("%w: %q is not an http(s) URL", mcpconfig.ErrUsage, rest[0])
 		}
 		cfg.url = rest[0]
 	case len(rest) == 0:
-		return nil, fmt.Errorf("%w: want a URL or -- command", errUsage)
+		return nil, fmt.Errorf("%w: want a URL or -- command", mcpconfig.ErrUsage)
 	default:
-		return nil, fmt.Errorf("%w: unexpected arguments %q (a command goes after --)", errUsage, rest[1:])
+		return nil, fmt.Errorf("%w: unexpected arguments %q (a command goes after --)", mcpconfig.ErrUsage, rest[1:])
 	}
 
 	switch {
 	case cfg.Sessions < 1:
-		return nil, fmt.Errorf("%w: --sessions must be at least 1", errUsage)
+		return nil, fmt.Errorf("%w: --sessions must be at least 1", mcpconfig.ErrUsage)
 	case cfg.Calls < 0:
-		return nil, fmt.Errorf("%w: --calls must not be negative", errUsage)
+		return nil, fmt.Errorf("%w: --calls must not be negative", mcpconfig.ErrUsage)
 	case cfg.Inflight < 1:
-		return nil, fmt.Errorf("%w: --inflight must be at least 1", errUsage)
+		return nil, fmt.Errorf("%w: --inflight must be at least 1", mcpconfig.ErrUsage)
 	case cfg.OpenInflight < 0:
-		return nil, fmt.Errorf("%w: --open-inflight must not be negative", errUsage)
+		return nil, fmt.Errorf("%w: --open-inflight must not be negative", mcpconfig.ErrUsage)
 	case cfg.Payload < 0 || cfg.Response < 0:
-		return nil, fmt.Errorf("%w: --payload and --response must not be negative", errUsage)
+		return nil, fmt.Errorf("%w: --payload and --response must not be negative", mcpconfig.ErrUsage)
 	case cfg.MaxDuration <= 0 || cfg.Timeout <= 0 || cfg.Hold < 0:
-		return nil, fmt.Errorf("%w: --max-duration and --timeout must be positive", errUsage)
+		return nil, fmt.Errorf("%w: --max-duration and --timeout must be positive", mcpconfig.ErrUsage)
 	case cfg.MaxMessage < 1024:
-		return nil, fmt.Errorf("%w: --max-message must be at least 1024", errUsage)
+		return nil, fmt.Errorf("%w: --max-message must be at least 1024", mcpconfig.ErrUsage)
 	}
 	if cfg.OpenInflight == 0 {
 		cfg.OpenInflight = cfg.Sessions
@@ -103,7 +99,7 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*co
 	if cfg.ArgsJSON != "" {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(cfg.ArgsJSON), &obj); err != nil {
-			return nil, fmt.Errorf("%w: --args is not a JSON object: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: --args is not a JSON object: %v", mcpconfig.ErrUsage, err)
 		}
 		cfg.args = json.RawMessage(cfg.ArgsJSON)
 	}

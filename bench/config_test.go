@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mcpconfig "github.com/mcpwrap/mcpwrap/config"
 )
 
 func env(m map[string]string) func(string) string {
@@ -132,8 +134,9 @@ func TestParseArgsRejects(t *testing.T) {
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
 			var stderr strings.Builder
-			if _, err := parseArgs(args, env(nil), &stderr); err == nil {
-				t.Errorf("parseArgs(%q) succeeded", args)
+			// The usage error every subcommand shares, so mcpwrap exits 2.
+			if _, err := parseArgs(args, env(nil), &stderr); !errors.Is(err, mcpconfig.ErrUsage) {
+				t.Errorf("parseArgs(%q) = %v, want a usage error", args, err)
 			}
 		})
 	}
