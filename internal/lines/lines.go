@@ -275,6 +275,9 @@ func (lr *Reader) readLongReuse() ([]byte, bool, error) {
 		// back into buf; and no more than Max+1 bytes in all.
 		room := long[len(long):min(cap(long), len(long)+len(lr.buf), lr.opts.Max+1)]
 		n, err := lr.rd.Read(room)
+		if err != nil {
+			lr.err = err
+		}
 		if end, next, ok := lr.eol(room[:n]); ok {
 			line := long[:len(long)+end]
 			lr.w = copy(lr.buf, room[next:n])
@@ -284,9 +287,7 @@ func (lr *Reader) readLongReuse() ([]byte, bool, error) {
 			return lr.trim(line), false, nil
 		}
 		long = long[:len(long)+n]
-		if err != nil {
-			lr.err = err
-		} else if n == 0 {
+		if err == nil && n == 0 {
 			if empty++; empty >= maxEmptyReads {
 				lr.err = io.ErrNoProgress
 			}

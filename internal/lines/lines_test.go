@@ -131,6 +131,40 @@ func TestReadErrorsComeAfterTheLines(t *testing.T) {
 	}
 }
 
+// onceReader hands over its data with err in one read, and fails the test
+// if asked again: an error must be kept, not read for twice.
+type onceReader struct {
+	t    *testing.T
+	data string
+	err  error
+	done bool
+}
+
+func (r *onceReader) Read(p []byte) (int, error) {
+	if r.done {
+		r.t.Error("read again after the error")
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	if r.data == "" {
+		r.done = true
+		return n, r.err
+	}
+	return n, nil
+}
+
+func TestErrorWithTheLastDataIsKept(t *testing.T) {
+	boom := errors.New("boom")
+	long := strings.Repeat("z", bufSize+10)
+	for _, slice := range []bool{false, true} {
+		got, err := readAll(t, &onceReader{t: t, data: long + "\nrest", err: boom}, Options{Max: 1 << 20}, slice)
+		if !errors.Is(err, boom) || !slices.Equal(got, []string{long, "rest"}) {
+			t.Errorf("slice %v: lines %q, err %v; want the long line, rest, then boom", slice, short(got), err)
+		}
+	}
+}
+
 type emptyReader struct{}
 
 func (emptyReader) Read([]byte) (int, error) { return 0, nil }
