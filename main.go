@@ -42,11 +42,20 @@ func main() {
 	case err == nil:
 	case errors.Is(err, config.ErrUsage):
 		fmt.Fprintln(os.Stderr, "mcpwrap:", err)
+		fmt.Fprintf(os.Stderr, "run '%s -h' for usage\n", commandName(os.Args[1:]))
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "mcpwrap:", err)
 		os.Exit(1)
 	}
+}
+
+// commandName is how usage errors name the subcommand args ran.
+func commandName(args []string) string {
+	if len(args) > 0 && (args[0] == "proxy" || args[0] == "bench") {
+		return "mcpwrap " + args[0]
+	}
+	return "mcpwrap"
 }
 
 // run is mcpwrap without the process around it. It takes the whole

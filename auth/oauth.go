@@ -311,7 +311,7 @@ func (o *OAuth) isJWT(token string) bool {
 // isAccessTokenType reports whether a verified token's typ header says it
 // is an access token (RFC 9068: "at+jwt", or in full "application/at+jwt").
 func isAccessTokenType(token string) bool {
-	jws, err := jose.ParseSigned(token, joseAlgorithms(asymmetric))
+	jws, err := jose.ParseSignedCompact(token, joseAlgorithms(asymmetric))
 	if err != nil || len(jws.Signatures) != 1 {
 		return false
 	}

@@ -37,15 +37,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer ho.closeIdle()
 		o, target = ho, cfg.url
 	} else {
-		do := &directOpener{argv: cfg.command, maxMsg: cfg.maxMessage}
-		if cfg.childStderr {
+		do := &directOpener{argv: cfg.command, maxMsg: cfg.MaxMessage}
+		if cfg.ChildStderr {
 			do.childStderr = stderr
 		}
 		o, target = do, fmt.Sprint(cfg.command)
 	}
 
 	var progress io.Writer
-	if !cfg.quiet {
+	if !cfg.Quiet {
 		progress = stderr
 	}
 	rep := runLoad(ctx, cfg, o, w, progress)
@@ -55,7 +55,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		rep.Mode = "direct"
 	}
-	if cfg.jsonOut {
+	if cfg.JSON {
 		err = rep.writeJSON(stdout)
 	} else {
 		err = rep.writeText(stdout)
@@ -100,7 +100,7 @@ func (t *errorTally) add(err error) {
 // closes them. The run context's end (--max-duration) stops new work; what
 // it interrupts is reported as cut short, not as errors.
 func runLoad(parent context.Context, cfg *config, o opener, w workload, progress io.Writer) *report {
-	ctx, cancel := context.WithTimeout(parent, cfg.maxDuration)
+	ctx, cancel := context.WithTimeout(parent, cfg.MaxDuration)
 	defer cancel()
 	start := time.Now()
 	var c counters
@@ -119,9 +119,9 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	defer stopProgress()
 
 	// Open.
-	sessions := make([]session, cfg.sessions)
-	setups := make([]time.Duration, cfg.sessions)
-	sem := make(chan struct{}, cfg.openInflight)
+	sessions := make([]session, cfg.Sessions)
+	setups := make([]time.Duration, cfg.Sessions)
+	sem := make(chan struct{}, cfg.OpenInflight)
 	var wg sync.WaitGroup
 	setupStart := time.Now()
 	for i := range sessions {
@@ -135,7 +135,7 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 			if ctx.Err() != nil {
 				return
 			}
-			cctx, ccancel := context.WithTimeout(ctx, cfg.timeout)
+			cctx, ccancel := context.WithTimeout(ctx, cfg.Timeout)
 			defer ccancel()
 			t0 := time.Now()
 			s, err := o.open(cctx)
@@ -152,19 +152,19 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	setupWall := time.Since(setupStart)
 
 	// Call.
-	lat := make([][]time.Duration, cfg.sessions*cfg.inflight)
+	lat := make([][]time.Duration, cfg.Sessions*cfg.Inflight)
 	callStart := time.Now()
 	for i, s := range sessions {
 		if s == nil {
 			continue
 		}
 		var issued atomic.Int64
-		for k := range cfg.inflight {
-			slot := i*cfg.inflight + k
+		for k := range cfg.Inflight {
+			slot := i*cfg.Inflight + k
 			wg.Go(func() {
-				mine := make([]time.Duration, 0, cfg.calls/cfg.inflight+1)
-				for ctx.Err() == nil && issued.Add(1) <= int64(cfg.calls) {
-					cctx, ccancel := context.WithTimeout(ctx, cfg.timeout)
+				mine := make([]time.Duration, 0, cfg.Calls/cfg.Inflight+1)
+				for ctx.Err() == nil && issued.Add(1) <= int64(cfg.Calls) {
+					cctx, ccancel := context.WithTimeout(ctx, cfg.Timeout)
 					t0 := time.Now()
 					m, err := s.call(cctx, "tools/call", w.params)
 					d := time.Since(t0)
@@ -188,13 +188,13 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	cutShort := ctx.Err() != nil
 
 	// Hold: a script reads the target's memory while every session is open.
-	if cfg.readyFile != "" {
-		if err := os.WriteFile(cfg.readyFile, []byte("ready\n"), 0o644); err != nil {
+	if cfg.ReadyFile != "" {
+		if err := os.WriteFile(cfg.ReadyFile, []byte("ready\n"), 0o644); err != nil {
 			fail(fmt.Errorf("write ready file: %w", err))
 		}
 	}
-	if cfg.hold > 0 {
-		t := time.NewTimer(cfg.hold)
+	if cfg.Hold > 0 {
+		t := time.NewTimer(cfg.Hold)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -204,7 +204,7 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 
 	// Close, even when the run was cut short: children and server-side
 	// sessions must not outlive the run.
-	closeCtx, closeCancel := context.WithTimeout(context.WithoutCancel(parent), cfg.timeout)
+	closeCtx, closeCancel := context.WithTimeout(context.WithoutCancel(parent), cfg.Timeout)
 	defer closeCancel()
 	for _, s := range sessions {
 		if s == nil {
@@ -231,13 +231,13 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 		calls = append(calls, l...)
 	}
 	rep := &report{
-		Sessions:        cfg.sessions,
+		Sessions:        cfg.Sessions,
 		Opened:          int(c.opened.Load()),
-		CallsPerSession: cfg.calls,
-		InFlight:        cfg.inflight,
-		Tool:            cfg.tool,
-		PayloadBytes:    cfg.payload,
-		ResponseBytes:   cfg.response,
+		CallsPerSession: cfg.Calls,
+		InFlight:        cfg.Inflight,
+		Tool:            cfg.Tool,
+		PayloadBytes:    cfg.Payload,
+		ResponseBytes:   cfg.Response,
 		CutShort:        cutShort,
 		Elapsed:         time.Since(start),
 		SetupWall:       setupWall,
@@ -252,7 +252,7 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	if callWall > 0 && len(calls) > 0 {
 		rep.CallsPerSec = float64(len(calls)) / callWall.Seconds()
 	}
-	if cfg.args != nil || cfg.response > 0 {
+	if cfg.args != nil || cfg.Response > 0 {
 		// No echo text was sent, so no payload size applies.
 		rep.PayloadBytes = 0
 	}
@@ -272,14 +272,14 @@ func startProgress(w io.Writer, cfg *config, c *counters, start time.Time) (stop
 		defer close(finished)
 		t := time.NewTicker(cfg.progress)
 		defer t.Stop()
-		total := cfg.sessions * cfg.calls
+		total := cfg.Sessions * cfg.Calls
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
 				fmt.Fprintf(w, "bench: %4.0fs  sessions %d/%d  calls %d/%d  errors %d\n",
-					time.Since(start).Seconds(), c.opened.Load(), cfg.sessions,
+					time.Since(start).Seconds(), c.opened.Load(), cfg.Sessions,
 					c.callsOK.Load(), total, c.errors.Load())
 			}
 		}

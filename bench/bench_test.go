@@ -9,15 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/bench/internal/echotools"
+	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -42,14 +41,12 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	echoBin = filepath.Join(dir, "echoserver")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	build := exec.Command(gobin, "build", "-o", echoBin, "./echoserver")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build echoserver:", err)
+	bins, err := testkit.Build(dir, "github.com/mcpwrap/mcpwrap/bench/echoserver")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	echoBin = bins[0]
 	return m.Run()
 }
 
@@ -297,7 +294,7 @@ func TestProgressLines(t *testing.T) {
 	// runLoad waits for the progress printer before it returns, so out is
 	// no longer written when it is read.
 	var out strings.Builder
-	rep := runLoad(t.Context(), cfg, &directOpener{argv: cfg.command, maxMsg: cfg.maxMessage}, w, &out)
+	rep := runLoad(t.Context(), cfg, &directOpener{argv: cfg.command, maxMsg: cfg.MaxMessage}, w, &out)
 	if rep.ErrorsTotal != 0 {
 		t.Fatalf("errors %v", rep.ErrorExamples)
 	}

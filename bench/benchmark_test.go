@@ -15,7 +15,7 @@ func BenchmarkDirectCall(b *testing.B) {
 
 func BenchmarkHTTPCall(b *testing.B) {
 	s := newMCPServer(b, "tok", nil)
-	cfg := &config{url: s.URL + "/mcp", sessions: 1, inflight: 1, token: "tok", maxMessage: 64 << 20, headers: http.Header{}}
+	cfg := &config{url: s.URL + "/mcp", Sessions: 1, Inflight: 1, Token: "tok", MaxMessage: 64 << 20, Headers: http.Header{}}
 	o := newHTTPOpener(cfg)
 	defer o.closeIdle()
 	benchCalls(b, o)
@@ -23,7 +23,7 @@ func BenchmarkHTTPCall(b *testing.B) {
 
 func benchCalls(b *testing.B, o opener) {
 	ctx := b.Context()
-	cfg := &config{tool: "echo", payload: 64}
+	cfg := &config{Tool: "echo", Payload: 64}
 	w, err := cfg.workload()
 	if err != nil {
 		b.Fatal(err)

@@ -2,144 +2,109 @@ package bench
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	mcpconfig "github.com/mcpwrap/mcpwrap/config"
 )
 
-// config is one run, from flags and the environment.
+// config is one run, from flags and the environment (config.Parse).
 type config struct {
-	url     string   // URL mode target
-	command []string // direct mode command and arguments
+	Sessions     int    `flag:"sessions" envDefault:"1" help:"sessions to open"`
+	Calls        int    `flag:"calls" envDefault:"100" help:"calls per session (0: only open and close)"`
+	Inflight     int    `flag:"inflight" envDefault:"1" help:"calls in flight per session"`
+	OpenInflight int    `flag:"open-inflight" envDefault:"0" help:"sessions opening at once (0: all at once)"`
+	Tool         string `flag:"tool" envDefault:"echo" help:"tool to call"`
+	ArgsJSON     string `flag:"args" help:"tool arguments as a JSON object (default: built from --payload or --response)"`
+	Payload      int    `flag:"payload" envDefault:"64" help:"bytes of text sent to echo"`
+	Response     int    `flag:"response" envDefault:"0" help:"bytes of text asked of the big tool (0: call --tool instead)"`
 
-	sessions     int
-	calls        int // per session
-	inflight     int // per session
-	openInflight int // sessions opening at once; 0 means all
+	Token   string      `env:"TOKEN" help:"bearer token"`
+	Headers http.Header `flag:"header" help:"extra request header 'Name: value', repeatable"`
 
-	tool     string
-	args     json.RawMessage // tool arguments; built from payload or response when nil
-	payload  int
-	response int
+	MaxDuration time.Duration `flag:"max-duration" envDefault:"5m" help:"cap on the whole run; calls stop when it passes"`
+	Timeout     time.Duration `flag:"timeout" envDefault:"30s" help:"cap on one session setup or call"`
+	Hold        time.Duration `flag:"hold" envDefault:"0s" help:"keep the sessions open this long after the calls"`
+	ReadyFile   string        `flag:"ready-file" help:"file written once all sessions are open and the calls done"`
+	MaxMessage  int           `flag:"max-message" envDefault:"67108864" help:"largest message accepted, in bytes"`
+	ChildStderr bool          `flag:"child-stderr" help:"direct mode: pass the children's stderr through"`
+	JSON        bool          `flag:"json" help:"print the report as one JSON object"`
+	Quiet       bool          `flag:"quiet" help:"no progress lines"`
 
-	token   string
-	headers http.Header
-
-	maxDuration time.Duration
-	timeout     time.Duration
-	hold        time.Duration
-	readyFile   string
-	maxMessage  int
-	childStderr bool
-
-	jsonOut  bool
-	quiet    bool
+	url      string          // URL mode target
+	command  []string        // direct mode command and arguments
+	args     json.RawMessage // tool arguments; built from Payload or Response when nil
 	progress time.Duration
 }
 
-// headerFlag collects repeated --header "Name: value" flags.
-type headerFlag struct{ h http.Header }
-
-func (f headerFlag) String() string { return "" }
-
-func (f headerFlag) Set(v string) error {
-	name, value, ok := strings.Cut(v, ":")
-	name = strings.TrimSpace(name)
-	if !ok || name == "" {
-		return fmt.Errorf("header %q: want \"Name: value\"", v)
-	}
-	f.h.Add(name, strings.TrimSpace(value))
-	return nil
+// commandLine is bench's command line for config.Parse.
+var commandLine = mcpconfig.Command{
+	Name:     "mcpwrap bench",
+	Synopsis: "usage: mcpwrap bench [flags] (URL | -- command [args...])",
 }
 
-// errUsage marks a command line the tool cannot run.
-var errUsage = errors.New("usage")
-
 func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	cfg := &config{headers: http.Header{}, progress: time.Second}
-	fs := flag.NewFlagSet("mcpwrap bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mcpwrap bench [flags] (URL | -- command args...)")
-		fs.PrintDefaults()
-	}
-	fs.IntVar(&cfg.sessions, "sessions", 1, "sessions to open")
-	fs.IntVar(&cfg.calls, "calls", 100, "calls per session (0: only open and close)")
-	fs.IntVar(&cfg.inflight, "inflight", 1, "calls in flight per session")
-	fs.IntVar(&cfg.openInflight, "open-inflight", 0, "sessions opening at once (0: all at once)")
-	fs.StringVar(&cfg.tool, "tool", "echo", "tool to call")
-	argsJSON := fs.String("args", "", "tool arguments as a JSON object (default: built from --payload or --response)")
-	fs.IntVar(&cfg.payload, "payload", 64, "bytes of text sent to echo")
-	fs.IntVar(&cfg.response, "response", 0, "bytes of text asked of the big tool (0: call --tool instead)")
-	fs.StringVar(&cfg.token, "token", getenv("MCPWRAP_TOKEN"), "bearer token (default $MCPWRAP_TOKEN)")
-	fs.Var(headerFlag{cfg.headers}, "header", "extra request header \"Name: value\" (repeatable)")
-	fs.DurationVar(&cfg.maxDuration, "max-duration", 5*time.Minute, "cap on the whole run; calls stop when it passes")
-	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "cap on one session setup or call")
-	fs.DurationVar(&cfg.hold, "hold", 0, "keep the sessions open this long after the calls")
-	fs.StringVar(&cfg.readyFile, "ready-file", "", "file written once all sessions are open and the calls done")
-	fs.IntVar(&cfg.maxMessage, "max-message", 64<<20, "largest message accepted, in bytes")
-	fs.BoolVar(&cfg.childStderr, "child-stderr", false, "direct mode: pass the children's stderr through")
-	fs.BoolVar(&cfg.jsonOut, "json", false, "print the report as one JSON object")
-	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines")
-	if err := fs.Parse(args); err != nil {
+	cfg := &config{progress: time.Second}
+	parsed, err := mcpconfig.Parse(cfg, commandLine, args, getenv, stderr)
+	if err != nil {
 		return nil, err
 	}
+	if cfg.Headers == nil {
+		cfg.Headers = http.Header{}
+	}
 
-	// flag stops at "--" and drops it; seeing it just before the rest is
-	// what tells a command from a URL.
-	rest := fs.Args()
-	consumed := len(args) - len(rest)
-	switch {
-	case consumed > 0 && args[consumed-1] == "--":
-		if len(rest) == 0 {
-			return nil, fmt.Errorf("%w: no command after --", errUsage)
+	switch rest := parsed.Args; {
+	case parsed.Command != nil && len(rest) > 0:
+		return nil, fmt.Errorf("%w: give a URL or -- command, not both", mcpconfig.ErrUsage)
+	case parsed.Command != nil:
+		if len(parsed.Command) == 0 {
+			return nil, fmt.Errorf("%w: no command after --", mcpconfig.ErrUsage)
 		}
-		cfg.command = rest
+		cfg.command = parsed.Command
 	case len(rest) == 1:
 		u, err := url.Parse(rest[0])
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%w: %q is not an http(s) URL", errUsage, rest[0])
+			return nil, fmt.Errorf("%w: %q is not an http(s) URL", mcpconfig.ErrUsage, rest[0])
 		}
 		cfg.url = rest[0]
 	case len(rest) == 0:
-		return nil, fmt.Errorf("%w: want a URL or -- command", errUsage)
+		return nil, fmt.Errorf("%w: want a URL or -- command", mcpconfig.ErrUsage)
 	default:
-		return nil, fmt.Errorf("%w: unexpected arguments %q (a command goes after --)", errUsage, rest[1:])
+		return nil, fmt.Errorf("%w: unexpected arguments %q (a command goes after --)", mcpconfig.ErrUsage, rest[1:])
 	}
 
 	switch {
-	case cfg.sessions < 1:
-		return nil, fmt.Errorf("%w: --sessions must be at least 1", errUsage)
-	case cfg.calls < 0:
-		return nil, fmt.Errorf("%w: --calls must not be negative", errUsage)
-	case cfg.inflight < 1:
-		return nil, fmt.Errorf("%w: --inflight must be at least 1", errUsage)
-	case cfg.openInflight < 0:
-		return nil, fmt.Errorf("%w: --open-inflight must not be negative", errUsage)
-	case cfg.payload < 0 || cfg.response < 0:
-		return nil, fmt.Errorf("%w: --payload and --response must not be negative", errUsage)
-	case cfg.maxDuration <= 0 || cfg.timeout <= 0 || cfg.hold < 0:
-		return nil, fmt.Errorf("%w: --max-duration and --timeout must be positive", errUsage)
-	case cfg.maxMessage < 1024:
-		return nil, fmt.Errorf("%w: --max-message must be at least 1024", errUsage)
+	case cfg.Sessions < 1:
+		return nil, fmt.Errorf("%w: --sessions must be at least 1", mcpconfig.ErrUsage)
+	case cfg.Calls < 0:
+		return nil, fmt.Errorf("%w: --calls must not be negative", mcpconfig.ErrUsage)
+	case cfg.Inflight < 1:
+		return nil, fmt.Errorf("%w: --inflight must be at least 1", mcpconfig.ErrUsage)
+	case cfg.OpenInflight < 0:
+		return nil, fmt.Errorf("%w: --open-inflight must not be negative", mcpconfig.ErrUsage)
+	case cfg.Payload < 0 || cfg.Response < 0:
+		return nil, fmt.Errorf("%w: --payload and --response must not be negative", mcpconfig.ErrUsage)
+	case cfg.MaxDuration <= 0 || cfg.Timeout <= 0 || cfg.Hold < 0:
+		return nil, fmt.Errorf("%w: --max-duration and --timeout must be positive", mcpconfig.ErrUsage)
+	case cfg.MaxMessage < 1024:
+		return nil, fmt.Errorf("%w: --max-message must be at least 1024", mcpconfig.ErrUsage)
 	}
-	if cfg.openInflight == 0 {
-		cfg.openInflight = cfg.sessions
+	if cfg.OpenInflight == 0 {
+		cfg.OpenInflight = cfg.Sessions
 	}
-	if *argsJSON != "" {
+	if cfg.ArgsJSON != "" {
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(*argsJSON), &obj); err != nil {
-			return nil, fmt.Errorf("%w: --args is not a JSON object: %v", errUsage, err)
+		if err := json.Unmarshal([]byte(cfg.ArgsJSON), &obj); err != nil {
+			return nil, fmt.Errorf("%w: --args is not a JSON object: %v", mcpconfig.ErrUsage, err)
 		}
-		cfg.args = json.RawMessage(*argsJSON)
+		cfg.args = json.RawMessage(cfg.ArgsJSON)
 	}
-	if cfg.response > 0 && cfg.args == nil {
-		cfg.tool = "big"
+	if cfg.Response > 0 && cfg.args == nil {
+		cfg.Tool = "big"
 	}
 	return cfg, nil
 }
@@ -156,24 +121,24 @@ func (cfg *config) workload() (workload, error) {
 	args := cfg.args
 	switch {
 	case args != nil:
-	case cfg.response > 0:
-		args = fmt.Appendf(nil, `{"size":%d}`, cfg.response)
-		w.wantLen = cfg.response
+	case cfg.Response > 0:
+		args = fmt.Appendf(nil, `{"size":%d}`, cfg.Response)
+		w.wantLen = cfg.Response
 	default:
-		text := payloadText(cfg.payload)
+		text := payloadText(cfg.Payload)
 		b, err := json.Marshal(map[string]string{"text": text})
 		if err != nil {
 			return w, fmt.Errorf("encode payload: %w", err)
 		}
 		args = b
-		if cfg.tool == "echo" {
+		if cfg.Tool == "echo" {
 			w.want, w.wantLen = text, len(text)
 		}
 	}
 	p, err := json.Marshal(struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
-	}{cfg.tool, args})
+	}{cfg.Tool, args})
 	if err != nil {
 		return w, fmt.Errorf("encode params: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mcpconfig "github.com/mcpwrap/mcpwrap/config"
 )
 
 func env(m map[string]string) func(string) string {
@@ -26,13 +28,13 @@ func TestParseArgs(t *testing.T) {
 		if cfg.url != "http://127.0.0.1:9/mcp" || cfg.command != nil {
 			t.Errorf("url %q command %q", cfg.url, cfg.command)
 		}
-		if cfg.sessions != 50 || cfg.calls != 10 || cfg.inflight != 8 || cfg.payload != 1<<20 || !cfg.jsonOut {
+		if cfg.Sessions != 50 || cfg.Calls != 10 || cfg.Inflight != 8 || cfg.Payload != 1<<20 || !cfg.JSON {
 			t.Errorf("numbers not read: %+v", cfg)
 		}
-		if cfg.openInflight != 50 {
-			t.Errorf("openInflight = %d, want all 50 sessions at once", cfg.openInflight)
+		if cfg.OpenInflight != 50 {
+			t.Errorf("openInflight = %d, want all 50 sessions at once", cfg.OpenInflight)
 		}
-		if got := cfg.headers.Get("X-Api-Key"); got != "k1" {
+		if got := cfg.Headers.Get("X-Api-Key"); got != "k1" {
 			t.Errorf("header X-API-Key = %q", got)
 		}
 	})
@@ -48,12 +50,12 @@ func TestParseArgs(t *testing.T) {
 	t.Run("token from the environment, flag wins", func(t *testing.T) {
 		e := env(map[string]string{"MCPWRAP_TOKEN": "from-env"})
 		cfg, err := parseArgs([]string{"http://h/mcp"}, e, io.Discard)
-		if err != nil || cfg.token != "from-env" {
-			t.Errorf("token %q, err %v", cfg.token, err)
+		if err != nil || cfg.Token != "from-env" {
+			t.Errorf("token %q, err %v", cfg.Token, err)
 		}
 		cfg, err = parseArgs([]string{"--token", "from-flag", "http://h/mcp"}, e, io.Discard)
-		if err != nil || cfg.token != "from-flag" {
-			t.Errorf("token %q, err %v", cfg.token, err)
+		if err != nil || cfg.Token != "from-flag" {
+			t.Errorf("token %q, err %v", cfg.Token, err)
 		}
 	})
 	t.Run("response selects the big tool", func(t *testing.T) {
@@ -65,8 +67,8 @@ func TestParseArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.tool != "big" || w.wantLen != 4096 || string(w.params) != `{"name":"big","arguments":{"size":4096}}` {
-			t.Errorf("tool %q wantLen %d params %s", cfg.tool, w.wantLen, w.params)
+		if cfg.Tool != "big" || w.wantLen != 4096 || string(w.params) != `{"name":"big","arguments":{"size":4096}}` {
+			t.Errorf("tool %q wantLen %d params %s", cfg.Tool, w.wantLen, w.params)
 		}
 	})
 	t.Run("payload is sent and expected back exactly", func(t *testing.T) {
@@ -107,8 +109,8 @@ func TestParseArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.maxDuration != 90*time.Second || cfg.timeout != 2*time.Second || cfg.hold != time.Second {
-			t.Errorf("durations %v %v %v", cfg.maxDuration, cfg.timeout, cfg.hold)
+		if cfg.MaxDuration != 90*time.Second || cfg.Timeout != 2*time.Second || cfg.Hold != time.Second {
+			t.Errorf("durations %v %v %v", cfg.MaxDuration, cfg.Timeout, cfg.Hold)
 		}
 	})
 }
@@ -132,8 +134,9 @@ func TestParseArgsRejects(t *testing.T) {
 	for name, args := range tests {
 		t.Run(name, func(t *testing.T) {
 			var stderr strings.Builder
-			if _, err := parseArgs(args, env(nil), &stderr); err == nil {
-				t.Errorf("parseArgs(%q) succeeded", args)
+			// The usage error every subcommand shares, so mcpwrap exits 2.
+			if _, err := parseArgs(args, env(nil), &stderr); !errors.Is(err, mcpconfig.ErrUsage) {
+				t.Errorf("parseArgs(%q) = %v, want a usage error", args, err)
 			}
 		})
 	}

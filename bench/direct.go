@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/lines"
 )
 
 // directOpener spawns the command once per session and speaks
@@ -169,13 +170,12 @@ func (s *directSession) call(ctx context.Context, method string, params []byte) 
 // and a benchmark that guessed would report wrong figures.
 func (s *directSession) readLoop() {
 	defer close(s.drained)
-	br := bufio.NewReaderSize(s.stdout, 64<<10)
-	var buf []byte
+	lr := lines.NewReader(s.stdout, lines.Options{Max: s.maxMsg})
+	defer lr.Release()
 	var err error
 	for {
 		var line []byte
-		line, err = readLine(br, buf[:0], s.maxMsg)
-		buf = line[:0]
+		line, err = lr.ReadSlice()
 		if err != nil {
 			break
 		}
@@ -215,7 +215,7 @@ func (s *directSession) readLoop() {
 	close(s.readerDone)
 	// A child blocked writing to a pipe nobody reads would ignore closed
 	// stdin and wait for SIGKILL; keep reading so it can finish.
-	_, _ = io.Copy(io.Discard, br)
+	_, _ = io.Copy(io.Discard, s.stdout)
 }
 
 // refuse answers a request from the child: the benchmark declares no

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 )
 
 // httpOpener speaks stateful Streamable HTTP with net/http directly, so the
@@ -33,7 +35,7 @@ func newHTTPOpener(cfg *config) *httpOpener {
 		// idle pool below that would make the tool dial per call and measure
 		// its own handshakes.
 		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: cfg.sessions*cfg.inflight + 16,
+		MaxIdleConnsPerHost: cfg.Sessions*cfg.Inflight + 16,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -41,17 +43,17 @@ func newHTTPOpener(cfg *config) *httpOpener {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json, text/event-stream")
-	if cfg.token != "" {
-		h.Set("Authorization", "Bearer "+cfg.token)
+	if cfg.Token != "" {
+		h.Set("Authorization", "Bearer "+cfg.Token)
 	}
-	for k, vs := range cfg.headers {
+	for k, vs := range cfg.Headers {
 		h[k] = append(h[k], vs...)
 	}
 	return &httpOpener{
 		url:     cfg.url,
 		client:  &http.Client{Transport: tr},
 		header:  h,
-		maxMsg:  cfg.maxMessage,
+		maxMsg:  cfg.MaxMessage,
 		drainAt: time.Second,
 	}
 }
@@ -216,28 +218,28 @@ func (s *httpSession) readJSON(resp *http.Response) (*message, error) {
 // notifications the server sends first are passed over: the benchmark
 // declares no capabilities, so nothing it could be asked needs an answer.
 func (s *httpSession) readSSE(body io.Reader, id int64, cut context.CancelFunc) (*message, error) {
-	r := newSSEReader(body, s.o.maxMsg)
-	defer r.release()
+	r := sse.NewReader(body, s.o.maxMsg)
+	defer r.Release()
 	for {
-		ev, err := r.next()
+		ev, err := r.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, errors.New("event stream ended before the response")
 			}
 			return nil, err
 		}
-		if ev.name != "" && ev.name != "message" {
+		if ev.Name != "" && ev.Name != "message" {
 			continue
 		}
 		m := new(message)
-		if err := json.Unmarshal(ev.data, m); err != nil {
+		if err := json.Unmarshal(ev.Data, m); err != nil {
 			return nil, fmt.Errorf("decode event: %w", err)
 		}
 		if !m.isResponse() {
 			continue
 		}
 		if got, ok := m.idNumber(); ok && got == id {
-			s.finishStream(r, cut)
+			s.finishStream(body, cut)
 			return m, nil
 		}
 	}
@@ -246,10 +248,10 @@ func (s *httpSession) readSSE(body io.Reader, id int64, cut context.CancelFunc) 
 // finishStream reads the stream to its end, since servers close it after
 // the response and a body closed before EOF costs the connection. A server
 // that keeps it open gets a short grace before the body is closed anyway.
-func (s *httpSession) finishStream(r *sseReader, cut context.CancelFunc) {
+func (s *httpSession) finishStream(body io.Reader, cut context.CancelFunc) {
 	t := time.AfterFunc(s.o.drainAt, cut)
 	defer t.Stop()
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.r, int64(s.o.maxMsg)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, int64(s.o.maxMsg)))
 }
 
 func (s *httpSession) close(ctx context.Context) error {

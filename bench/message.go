@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/mcpwrap/mcpwrap/internal/lines"
 )
 
 // protocolVersion is what the benchmark asks for in initialize: the newest
@@ -121,6 +123,10 @@ func kindOf(err error) string {
 	}
 	return "other"
 }
+
+// errTooLarge marks a message, line or event beyond the configured cap. It
+// is the line reader's own error, so one check covers all three.
+var errTooLarge = lines.ErrTooLong
 
 // toolResult is the part of a CallToolResult the benchmark checks.
 type toolResult struct {

@@ -68,12 +68,15 @@
 //
 // MCPWRAP_AUTH_SECRET turns on the built-in authorization server instead,
 // whose issuer is MCPWRAP_PUBLIC_URL, with the same default on loopback.
+// Parse is how every subcommand reads its settings (serve through Load,
+// proxy and bench directly): a struct whose tags name each variable and
+// flag, read from the environment and then from the command line, with one
+// usage error, ErrUsage, for whatever the user has to correct.
 package config
 
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -82,11 +85,8 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/caarlos0/env/v11"
 )
 
 // Config is the whole of mcpwrap's configuration.
@@ -159,47 +159,29 @@ const prefix = "MCPWRAP_"
 // ErrUsage marks a configuration the user has to correct.
 var ErrUsage = errors.New("usage")
 
+// serveCommand is the command line Load reads.
+var serveCommand = Command{
+	Name: "mcpwrap",
+	Synopsis: `usage: mcpwrap [flags] -- command [args...]
+       mcpwrap proxy [flags] URL
+       mcpwrap bench [flags] (URL | -- command [args...])`,
+}
+
 // Load reads the environment through getenv, then the flags in args, which
 // end at "--"; what follows is the command to wrap. It validates the result
 // and reads the token file. usage receives flag errors and -help output.
 func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
 	var cfg Config
-	opts := env.Options{Prefix: prefix, Environment: map[string]string{}}
-	params, err := env.GetFieldParamsWithOptions(&cfg, opts)
+	parsed, err := Parse(&cfg, serveCommand, args, getenv, usage)
 	if err != nil {
 		return cfg, err
 	}
-	for _, p := range params {
-		if v := getenv(p.Key); v != "" {
-			opts.Environment[p.Key] = v
-		}
-	}
-	if err := env.ParseWithOptions(&cfg, opts); err != nil {
-		return cfg, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-
-	flagArgs, command := args, []string(nil)
-	for i, a := range args {
-		if a == "--" {
-			flagArgs, command = args[:i], args[i+1:]
-			break
-		}
-	}
-	fs := flag.NewFlagSet("mcpwrap", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	fs.Usage = func() {
-		fmt.Fprintf(usage, "usage: mcpwrap [flags] -- command [args...]\n       mcpwrap proxy [flags] URL\n       mcpwrap bench [flags] (URL | -- command [args...])\n\nflags (each also read from MCPWRAP_<NAME>):\n")
-		fs.PrintDefaults()
-	}
-	registerFlags(fs, &cfg)
-	if err := fs.Parse(flagArgs); err != nil {
-		return cfg, fmt.Errorf("%w: %w", ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
+	command := parsed.Command
+	if len(parsed.Args) > 0 {
 		if command != nil {
-			return cfg, fmt.Errorf("%w: unexpected argument %q before --", ErrUsage, fs.Arg(0))
+			return cfg, fmt.Errorf("%w: unexpected argument %q before --", ErrUsage, parsed.Args[0])
 		}
-		command = fs.Args()
+		command = parsed.Args
 	}
 	cfg.Command = command
 
@@ -246,10 +228,8 @@ func (c Config) validate() error {
 	if len(c.Tenants) == 0 && !c.OAuth() && !c.NoAuth && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: no token set and %s is not a loopback address: set MCPWRAP_TOKEN (or MCPWRAP_TOKEN_FILE), listen on 127.0.0.1, or set MCPWRAP_NO_AUTH=true to serve anyone", ErrUsage, c.Listen)
 	}
-	for _, p := range []string{c.Path, c.SSEPath, c.MessagePath} {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("%w: path %q must start with /", ErrUsage, p)
-		}
+	if err := c.validateRoutes(); err != nil {
+		return err
 	}
 	if c.MaxBodyTotal <= c.MaxMessage {
 		return fmt.Errorf("%w: MCPWRAP_MAX_BODY_BYTES_TOTAL (%d) must exceed MCPWRAP_MAX_MESSAGE_BYTES (%d)", ErrUsage, c.MaxBodyTotal, c.MaxMessage)
@@ -366,6 +346,41 @@ func (c Config) validateOAuth() error {
 	return nil
 }
 
+// fixedRoutes are the paths served beside the configurable ones, always on
+// the same listener.
+var fixedRoutes = []string{"/healthz", "/metrics"}
+
+// validateRoutes checks the endpoint paths before they become ServeMux
+// patterns: two equal patterns make ServeMux panic at start, and a space, a
+// brace or a bad escape turns a path into a pattern of another kind.
+func (c Config) validateRoutes() error {
+	routes := []struct{ setting, path string }{
+		{"MCPWRAP_PATH (--path)", c.Path},
+		{"MCPWRAP_SSE_PATH (--sse-path)", c.SSEPath},
+		{"MCPWRAP_MESSAGE_PATH (--message-path)", c.MessagePath},
+	}
+	for _, p := range fixedRoutes {
+		routes = append(routes, struct{ setting, path string }{"the fixed " + strings.TrimPrefix(p, "/") + " endpoint", p})
+	}
+	for i, r := range routes {
+		if !strings.HasPrefix(r.path, "/") {
+			return fmt.Errorf("%w: %s %q must start with /", ErrUsage, r.setting, r.path)
+		}
+		if strings.ContainsAny(r.path, " \t\r\n{}") {
+			return fmt.Errorf("%w: %s %q must be a plain path, without spaces or braces", ErrUsage, r.setting, r.path)
+		}
+		if _, err := url.PathUnescape(r.path); err != nil {
+			return fmt.Errorf("%w: %s %q: %v", ErrUsage, r.setting, r.path, err)
+		}
+		for _, earlier := range routes[:i] {
+			if earlier.path == r.path {
+				return fmt.Errorf("%w: %s and %s are both %q; every endpoint needs a path of its own", ErrUsage, earlier.setting, r.setting, r.path)
+			}
+		}
+	}
+	return nil
+}
+
 // IsLoopback reports whether a listen address can be reached only from this
 // machine: 127.0.0.0/8, ::1 or localhost. An empty host means every
 // interface, which is not loopback.
@@ -428,7 +443,11 @@ func (c Config) Redacted() map[string]any {
 			if d, ok := val.(time.Duration); ok {
 				val = d.String()
 			}
-			m[flagName(f)] = val
+			name, ok := flagName(f)
+			if !ok {
+				name = strings.ToLower(f.Name)
+			}
+			m[name] = val
 		}
 	}
 	return m
@@ -507,75 +526,4 @@ func clean(list []string) []string {
 		}
 	}
 	return out
-}
-
-// registerFlags gives every field with an env tag a flag of the same name in
-// lower case with dashes, so the two can never drift apart.
-func registerFlags(fs *flag.FlagSet, cfg *Config) {
-	v := reflect.ValueOf(cfg).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Tag.Get("env") == "-" {
-			continue
-		}
-		fs.Var(fieldValue{v.Field(i)}, flagName(f), f.Tag.Get("help")+" ("+prefix+f.Tag.Get("env")+")")
-	}
-}
-
-func flagName(f reflect.StructField) string {
-	name := f.Tag.Get("env")
-	if name == "-" || name == "" {
-		return strings.ToLower(f.Name)
-	}
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
-}
-
-// fieldValue is a flag.Value over one Config field, parsed the way the
-// environment variable is.
-type fieldValue struct{ v reflect.Value }
-
-func (f fieldValue) String() string {
-	if !f.v.IsValid() {
-		return ""
-	}
-	if f.v.Kind() == reflect.Slice {
-		if f.v.Len() > 0 && f.v.Type().Elem().Kind() == reflect.String {
-			return "…"
-		}
-		return ""
-	}
-	return fmt.Sprint(f.v.Interface())
-}
-
-func (f fieldValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
-
-func (f fieldValue) Set(s string) error {
-	switch {
-	case f.v.Type() == reflect.TypeFor[time.Duration]():
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		f.v.SetInt(int64(d))
-	case f.v.Kind() == reflect.String:
-		f.v.SetString(s)
-	case f.v.Kind() == reflect.Int:
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return err
-		}
-		f.v.SetInt(int64(n))
-	case f.v.Kind() == reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return err
-		}
-		f.v.SetBool(b)
-	case f.v.Kind() == reflect.Slice:
-		f.v.Set(reflect.ValueOf(strings.Split(s, ",")))
-	default:
-		return fmt.Errorf("unsupported setting type %s", f.v.Type())
-	}
-	return nil
 }

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -279,6 +281,106 @@ func TestAuthServerSettings(t *testing.T) {
 		bad["MCPWRAP_LISTEN"] = "127.0.0.1:9000"
 		if _, err := Load([]string{"--", "server"}, vars(bad), io.Discard); !errors.Is(err, ErrUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// TestParseReadsAnySettingsStruct: the one mechanism every subcommand uses.
+func TestParseReadsAnySettingsStruct(t *testing.T) {
+	var s struct {
+		Retry   time.Duration `env:"X_RETRY" flag:"retry" envDefault:"30s" help:"retry for"`
+		Level   string        `env:"X_LEVEL" envDefault:"info" help:"level"`
+		Count   int           `flag:"count" envDefault:"3" help:"flag only"`
+		Header  http.Header   `flag:"header" help:"headers"`
+		Derived string        `env:"-"`
+	}
+	var help strings.Builder
+	parsed, err := Parse(&s, Command{Name: "t", Synopsis: "usage: t [flags] ARG"},
+		[]string{"--header", "A: 1", "--header", "a:2", "--retry", "2s", "arg", "--", "cmd", "x"},
+		vars(map[string]string{"MCPWRAP_X_RETRY": "1m", "MCPWRAP_X_LEVEL": "warn", "MCPWRAP_COUNT": "9"}), &help)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Retry != 2*time.Second || s.Level != "warn" || s.Count != 3 {
+		t.Errorf("retry %v (flag wins), level %q (env), count %d (default; no variable)", s.Retry, s.Level, s.Count)
+	}
+	if got := s.Header.Values("A"); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("header A = %q", got)
+	}
+	if !parsed.Given("retry") || parsed.Given("x-level") || !slices.Equal(parsed.Args, []string{"arg"}) || !slices.Equal(parsed.Command, []string{"cmd", "x"}) {
+		t.Errorf("parsed %+v", parsed)
+	}
+	for _, args := range [][]string{{"--header", "no colon"}, {"--header", "A: b\r\nEvil: 1"}, {"--count", "x"}, {"--derived", "x"}} {
+		if _, err := Parse(&s, Command{Name: "t"}, args, vars(nil), io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: err = %v, want a usage error", args, err)
+		}
+	}
+	_, err = Parse(&s, Command{Name: "t", Synopsis: "usage: t [flags] ARG"}, []string{"-h"}, vars(nil), &help)
+	if !errors.Is(err, flag.ErrHelp) || !errors.Is(err, ErrUsage) {
+		t.Errorf("-h: err = %v", err)
+	}
+	for _, want := range []string{"usage: t [flags] ARG", "-retry", "MCPWRAP_X_RETRY", "-x-level", "-count", "-header"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, help.String())
+		}
+	}
+}
+
+// TestCollidingPathsAreAUsageError: the endpoints share one ServeMux with
+// /healthz and /metrics, which panics at start on two equal patterns.
+func TestCollidingPathsAreAUsageError(t *testing.T) {
+	tests := []struct {
+		env       map[string]string
+		wantNames []string
+	}{
+		{map[string]string{"MCPWRAP_SSE_PATH": "/mcp"}, []string{"MCPWRAP_PATH", "MCPWRAP_SSE_PATH"}},
+		{map[string]string{"MCPWRAP_MESSAGE_PATH": "/sse"}, []string{"MCPWRAP_SSE_PATH", "MCPWRAP_MESSAGE_PATH"}},
+		{map[string]string{"MCPWRAP_PATH": "/healthz"}, []string{"MCPWRAP_PATH", "healthz"}},
+		{map[string]string{"MCPWRAP_MESSAGE_PATH": "/metrics"}, []string{"MCPWRAP_MESSAGE_PATH", "metrics"}},
+		{map[string]string{"MCPWRAP_PATH": "/x", "MCPWRAP_SSE_PATH": "/x", "MCPWRAP_MESSAGE_PATH": "/x"}, []string{"MCPWRAP_PATH", "MCPWRAP_SSE_PATH"}},
+	}
+	for _, tt := range tests {
+		_, err := Load([]string{"--", "server"}, vars(tt.env), io.Discard)
+		if !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: err = %v, want a usage error", tt.env, err)
+			continue
+		}
+		for _, name := range tt.wantNames {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%v: error %q does not name %s", tt.env, err, name)
+			}
+		}
+	}
+	// Flags collide as their variables do.
+	if _, err := Load([]string{"--sse-path", "/mcp", "--", "server"}, vars(nil), io.Discard); !errors.Is(err, ErrUsage) {
+		t.Errorf("--sse-path /mcp: err = %v, want a usage error", err)
+	}
+}
+
+// TestAcceptedPathsRegister: every path configuration Load accepts can be
+// registered the way wrap does without ServeMux panicking.
+func TestAcceptedPathsRegister(t *testing.T) {
+	candidates := []string{"/mcp", "/mcp/", "/a b", "/{id}", "/x%zz", "/x%20y", "GET /x", "/ü", "/sse", "/", "/metrics/", "/healthz/x", "no-slash", "/a/../b", "/a\tb"}
+	for _, p := range candidates {
+		for _, setting := range []string{"MCPWRAP_PATH", "MCPWRAP_SSE_PATH", "MCPWRAP_MESSAGE_PATH"} {
+			cfg, err := Load([]string{"--", "server"}, vars(map[string]string{setting: p}), io.Discard)
+			if err != nil {
+				if !errors.Is(err, ErrUsage) {
+					t.Errorf("%s=%q: err = %v, want a usage error", setting, p, err)
+				}
+				continue
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("%s=%q accepted, but ServeMux panics: %v", setting, p, r)
+					}
+				}()
+				mux := http.NewServeMux()
+				for _, route := range append([]string{cfg.Path, cfg.SSEPath, cfg.MessagePath}, fixedRoutes...) {
+					mux.HandleFunc(route, func(http.ResponseWriter, *http.Request) {})
+				}
+			}()
 		}
 	}
 }

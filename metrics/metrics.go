@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Metrics is every series mcpwrap exports.
@@ -94,14 +95,29 @@ func num(v float64) string {
 	return fmt.Sprint(v)
 }
 
-// labelKey joins label values; \xff cannot occur in valid UTF-8 text.
-func labelKey(values []string) string { return strings.Join(values, "\xff") }
+// labelKey joins label values; \xff cannot occur in valid UTF-8 text, and
+// every value is made valid UTF-8 first, as the exposition format requires.
+func labelKey(values []string) string {
+	if !slices.ContainsFunc(values, func(v string) bool { return !utf8.ValidString(v) }) {
+		return strings.Join(values, "\xff")
+	}
+	valid := make([]string, len(values))
+	for i, v := range values {
+		valid[i] = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return strings.Join(valid, "\xff")
+}
+
+// labelEscaper escapes a label value the way the text exposition format
+// reads it back: only backslash, double quote and newline. Go's %q would
+// also escape tabs and non-ASCII runes, which the format does not decode.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 func labelText(names []string, key string, extra ...string) string {
 	values := strings.Split(key, "\xff")
 	parts := make([]string, 0, len(names)+1)
 	for i, n := range names {
-		parts = append(parts, fmt.Sprintf("%s=%q", n, values[i]))
+		parts = append(parts, n+`="`+labelEscaper.Replace(values[i])+`"`)
 	}
 	parts = append(parts, extra...)
 	return "{" + strings.Join(parts, ",") + "}"
@@ -198,7 +214,7 @@ func (h *histogramVec) write(b *strings.Builder, name, help string) {
 		var cum uint64
 		for i, le := range h.buckets {
 			cum += s.counts[i]
-			fmt.Fprintf(b, "%s_bucket%s %d\n", name, labelText(h.labels, key, fmt.Sprintf("le=%q", num(le))), cum)
+			fmt.Fprintf(b, "%s_bucket%s %d\n", name, labelText(h.labels, key, `le="`+num(le)+`"`), cum)
 		}
 		fmt.Fprintf(b, "%s_bucket%s %d\n", name, labelText(h.labels, key, `le="+Inf"`), s.count)
 		fmt.Fprintf(b, "%s_sum%s %s\n", name, labelText(h.labels, key), num(s.sum))

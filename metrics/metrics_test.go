@@ -2,6 +2,10 @@ package metrics
 
 import (
 	"fmt"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +53,40 @@ func TestSeriesAreBounded(t *testing.T) {
 	_, _ = m.WriteTo(&b)
 	if !strings.Contains(b.String(), `mcpwrap_sessions_started_total{owner="other"} 50`) {
 		t.Error("overflow not counted under other")
+	}
+}
+
+// TestExpositionParses reads the output back with Prometheus' own text
+// parser: label values from tenants' names and clients' method names may
+// hold anything, and one unparseable line loses the whole scrape.
+func TestExpositionParses(t *testing.T) {
+	m := New(func() int { return 1 })
+	odd := []string{"tab\there", "ünïcødé ✓", `back\slash`, `quote"d`, "new\nline", "bad\xffutf8", "plain"}
+	for _, owner := range odd {
+		m.SessionStarted(owner)
+		m.Request("tools/"+owner, owner, 200, time.Millisecond)
+	}
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, b.String())
+	}
+	got := map[string]bool{}
+	for _, metric := range families["mcpwrap_sessions_started_total"].GetMetric() {
+		for _, l := range metric.GetLabel() {
+			got[l.GetValue()] = true
+		}
+	}
+	for _, owner := range odd {
+		if want := strings.ToValidUTF8(owner, "\uFFFD"); !got[want] {
+			t.Errorf("owner %q not read back; got %v", want, slices.Sorted(maps.Keys(got)))
+		}
+	}
+	if n := len(families["mcpwrap_request_duration_seconds"].GetMetric()); n != len(odd) {
+		t.Errorf("%d request histograms read back, want %d", n, len(odd))
 	}
 }

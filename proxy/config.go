@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,118 +11,60 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/rs/zerolog"
 )
 
-// Config is everything `mcpwrap proxy` reads from its flags and environment.
+// Config is everything `mcpwrap proxy` reads from its flags and environment
+// (config.Parse: a flag wins over its variable).
 type Config struct {
-	Token     string        `env:"MCPWRAP_TOKEN"`
-	TokenFile string        `env:"MCPWRAP_TOKEN_FILE"`
-	RetryFor  time.Duration `env:"MCPWRAP_PROXY_RETRY_FOR" envDefault:"30s"`
-	LogLevel  string        `env:"MCPWRAP_LOG_LEVEL" envDefault:"info"`
+	Token     string        `env:"TOKEN" help:"bearer token for the remote"`
+	TokenFile string        `env:"TOKEN_FILE" help:"file holding the bearer token"`
+	Header    http.Header   `flag:"header" help:"extra request header 'Name: value', repeatable"`
+	RetryFor  time.Duration `env:"PROXY_RETRY_FOR" flag:"retry-for" envDefault:"30s" help:"keep retrying an unreachable or starting remote this long"`
+	LogLevel  string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
 	// OAuth sign-in, used when the remote asks for it and no token is set.
-	NoBrowser  bool   `env:"MCPWRAP_PROXY_NO_BROWSER"`
-	TokenStore string `env:"MCPWRAP_PROXY_TOKEN_STORE" envDefault:"auto"`
-	Browser    string `env:"BROWSER"`
+	NoBrowser  bool   `env:"PROXY_NO_BROWSER" flag:"no-browser" help:"print the sign-in URL instead of opening a browser"`
+	TokenStore string `env:"PROXY_TOKEN_STORE" flag:"token-store" envDefault:"auto" help:"where OAuth tokens are kept: auto, keyring or file"`
 	// A client registered ahead of time, or a client ID metadata document
 	// (an https URL), for servers that take no dynamic registration.
-	ClientID          string `env:"MCPWRAP_PROXY_CLIENT_ID"`
-	ClientSecret      string `env:"MCPWRAP_PROXY_CLIENT_SECRET"`
-	ClientMetadataURL string `env:"MCPWRAP_PROXY_CLIENT_METADATA_URL"`
+	ClientID          string `env:"PROXY_CLIENT_ID" flag:"client-id" help:"OAuth client id registered ahead of time"`
+	ClientSecret      string `env:"PROXY_CLIENT_SECRET" flag:"client-secret" help:"its client secret, if any"`
+	ClientMetadataURL string `env:"PROXY_CLIENT_METADATA_URL" flag:"client-metadata-url" help:"https URL of a client ID metadata document"`
+	// Browser is $BROWSER: the usual way, outside mcpwrap's own settings,
+	// to name the browser that opens the sign-in page.
+	Browser string `env:"-"`
 
-	// Header holds the --header values, sent on every request to the remote.
-	Header http.Header `env:"-"`
 	// URL is the remote MCP endpoint.
 	URL *url.URL `env:"-"`
 }
 
-// envKeys are the variables Config reads; only these are copied out of
-// getenv, so tests can hand in a map and the process environment stays
-// untouched.
-var envKeys = []string{"MCPWRAP_TOKEN", "MCPWRAP_TOKEN_FILE", "MCPWRAP_PROXY_RETRY_FOR", "MCPWRAP_LOG_LEVEL",
-	"MCPWRAP_PROXY_NO_BROWSER", "MCPWRAP_PROXY_TOKEN_STORE", "BROWSER",
-	"MCPWRAP_PROXY_CLIENT_ID", "MCPWRAP_PROXY_CLIENT_SECRET", "MCPWRAP_PROXY_CLIENT_METADATA_URL"}
-
-// errUsage marks a configuration mistake; the flag package has already
-// printed the usage when it is the cause. It is config.ErrUsage, so that
-// mcpwrap exits 2 as for any other usage error.
-var errUsage = fmt.Errorf("%w: mcpwrap proxy [flags] URL", config.ErrUsage)
-
-// headerFlags collects repeated --header values.
-type headerFlags struct{ h http.Header }
-
-func (f *headerFlags) String() string { return "" }
-
-func (f *headerFlags) Set(v string) error {
-	name, value, ok := strings.Cut(v, ":")
-	name = strings.TrimSpace(name)
-	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
-		return errors.New(`want "Name: value"`)
-	}
-	value = strings.TrimSpace(value)
-	if strings.ContainsAny(value, "\r\n") {
-		return errors.New("header value must be one line")
-	}
-	f.h.Add(name, value)
-	return nil
-}
+// commandLine is the proxy's command line for config.Parse.
+var commandLine = config.Command{Name: "mcpwrap proxy", Synopsis: "usage: mcpwrap proxy [flags] URL"}
 
 // parseConfig reads the environment through getenv and then the flags in args;
 // a flag that is given wins over its variable.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	environ := make(map[string]string, len(envKeys))
-	for _, k := range envKeys {
-		if v := getenv(k); v != "" {
-			environ[k] = v
-		}
-	}
 	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
-		return cfg, fmt.Errorf("read environment: %w", err)
+	parsed, err := config.Parse(&cfg, commandLine, args, getenv, stderr)
+	if err != nil {
+		return cfg, err
 	}
-
-	fs := flag.NewFlagSet("mcpwrap proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mcpwrap proxy [flags] URL")
-		fs.PrintDefaults()
-	}
-	headers := &headerFlags{h: http.Header{}}
-	token := fs.String("token", "", "bearer token for the remote (env MCPWRAP_TOKEN)")
-	tokenFile := fs.String("token-file", "", "file holding the bearer token (env MCPWRAP_TOKEN_FILE)")
-	fs.Var(headers, "header", "extra request header `'Name: value'`, repeatable")
-	retryFor := fs.Duration("retry-for", cfg.RetryFor, "keep retrying an unreachable or starting remote this long (env MCPWRAP_PROXY_RETRY_FOR)")
-	logLevel := fs.String("log-level", cfg.LogLevel, "debug, info, warn or error (env MCPWRAP_LOG_LEVEL)")
-	noBrowser := fs.Bool("no-browser", cfg.NoBrowser, "print the sign-in URL instead of opening a browser (env MCPWRAP_PROXY_NO_BROWSER)")
-	tokenStore := fs.String("token-store", cfg.TokenStore, "where OAuth tokens are kept: auto, keyring or file (env MCPWRAP_PROXY_TOKEN_STORE)")
-	clientID := fs.String("client-id", cfg.ClientID, "OAuth client id registered ahead of time (env MCPWRAP_PROXY_CLIENT_ID)")
-	clientSecret := fs.String("client-secret", cfg.ClientSecret, "its client secret, if any (env MCPWRAP_PROXY_CLIENT_SECRET)")
-	clientMetadataURL := fs.String("client-metadata-url", cfg.ClientMetadataURL, "https URL of a client ID metadata document (env MCPWRAP_PROXY_CLIENT_METADATA_URL)")
-	if err := fs.Parse(args); err != nil {
-		return cfg, fmt.Errorf("%w: %w", errUsage, err)
-	}
-
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// A token given directly beats a token file from the same source, and a
+	// flag of either kind beats both variables.
 	switch {
-	case set["token"] && set["token-file"]:
-		return cfg, fmt.Errorf("%w: give --token or --token-file, not both", errUsage)
-	case set["token"]:
-		cfg.Token, cfg.TokenFile = *token, ""
-	case set["token-file"]:
-		cfg.Token, cfg.TokenFile = "", *tokenFile
+	case parsed.Given("token") && parsed.Given("token-file"):
+		return cfg, fmt.Errorf("%w: give --token or --token-file, not both", config.ErrUsage)
+	case parsed.Given("token"):
+		cfg.TokenFile = ""
+	case parsed.Given("token-file"):
+		cfg.Token = ""
 	}
-	cfg.RetryFor = *retryFor
-	cfg.LogLevel = *logLevel
-	cfg.NoBrowser = *noBrowser
-	cfg.TokenStore = *tokenStore
-	cfg.ClientID, cfg.ClientSecret, cfg.ClientMetadataURL = *clientID, *clientSecret, *clientMetadataURL
-	cfg.Header = headers.h
-
-	// A token given directly beats a token file from the same source; the
-	// switch above already let flags beat variables.
+	if cfg.Header == nil {
+		cfg.Header = http.Header{}
+	}
+	cfg.Browser = getenv("BROWSER")
 	if cfg.Token == "" && cfg.TokenFile != "" {
 		b, err := os.ReadFile(cfg.TokenFile)
 		if err != nil {
@@ -139,36 +80,35 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return cfg, errors.New("token must be one line")
 	}
 	if cfg.RetryFor < 0 {
-		return cfg, fmt.Errorf("%w: --retry-for must not be negative", errUsage)
+		return cfg, fmt.Errorf("%w: --retry-for must not be negative", config.ErrUsage)
 	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
-		return cfg, fmt.Errorf("%w: --client-secret needs --client-id", errUsage)
+		return cfg, fmt.Errorf("%w: --client-secret needs --client-id", config.ErrUsage)
 	}
 	if u, err := url.Parse(cfg.ClientMetadataURL); cfg.ClientMetadataURL != "" && (err != nil || u.Scheme != "https" || u.Host == "" || u.Path == "" || u.Path == "/") {
-		return cfg, fmt.Errorf("%w: --client-metadata-url must be an https URL with a path", errUsage)
+		return cfg, fmt.Errorf("%w: --client-metadata-url must be an https URL with a path", config.ErrUsage)
 	}
 	if !slices.Contains(storeKinds, cfg.TokenStore) {
-		return cfg, fmt.Errorf("%w: --token-store must be one of %s", errUsage, strings.Join(storeKinds, ", "))
+		return cfg, fmt.Errorf("%w: --token-store must be one of %s", config.ErrUsage, strings.Join(storeKinds, ", "))
 	}
 	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil {
-		return cfg, fmt.Errorf("%w: --log-level: %w", errUsage, err)
+		return cfg, fmt.Errorf("%w: --log-level: %w", config.ErrUsage, err)
 	}
 
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return cfg, fmt.Errorf("%w: want exactly one URL, got %d arguments", errUsage, fs.NArg())
+	if len(parsed.Args) != 1 || parsed.Command != nil {
+		return cfg, fmt.Errorf("%w: want exactly one URL, got %d arguments", config.ErrUsage, len(parsed.Args)+len(parsed.Command))
 	}
-	u, err := url.Parse(fs.Arg(0))
+	u, err := url.Parse(parsed.Args[0])
 	if err != nil {
 		// url.Error repeats the whole URL, which may carry a password.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return cfg, fmt.Errorf("%w: bad URL: %w", errUsage, err)
+		return cfg, fmt.Errorf("%w: bad URL: %w", config.ErrUsage, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return cfg, fmt.Errorf("%w: URL must be http:// or https:// with a host, got %s", errUsage, u.Redacted())
+		return cfg, fmt.Errorf("%w: URL must be http:// or https:// with a host, got %s", config.ErrUsage, u.Redacted())
 	}
 	cfg.URL = u
 	return cfg, nil

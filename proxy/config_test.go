@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/config"
 )
 
 func envMap(m map[string]string) func(string) string {
@@ -105,7 +107,7 @@ func TestConfigRejects(t *testing.T) {
 
 func TestConfigErrorsHideSecrets(t *testing.T) {
 	_, err := parseConfig([]string{"http://user:hunter2@[::1/mcp"}, envMap(nil), io.Discard)
-	if err == nil || !errors.Is(err, errUsage) {
+	if err == nil || !errors.Is(err, config.ErrUsage) {
 		t.Fatalf("err = %v, want a usage error", err)
 	}
 	if strings.Contains(err.Error(), "hunter2") {

@@ -27,6 +27,8 @@ import (
 const (
 	firstBackoff = 100 * time.Millisecond
 	maxBackoff   = 2 * time.Second
+	// maxRetryWait caps a stream's retry: field, which the remote sets.
+	maxRetryWait = 30 * time.Second
 )
 
 // errUnauthorized is the remote answering 401.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"io"
 	"net/http"
 	"net/url"
@@ -61,17 +62,17 @@ func (t *legacy) open(ctx context.Context) error {
 		return statusError(resp, b)
 	}
 	timer := time.AfterFunc(endpointWait, cancel)
-	er := newEventReader(resp.Body)
-	ev, err := er.next()
+	er := sse.NewReader(resp.Body, maxMessage)
+	ev, err := er.Next()
 	if !timer.Stop() {
 		err = errors.New("no endpoint event in time")
 	}
-	if err == nil && ev.name != "endpoint" {
-		err = fmt.Errorf("first event is %q, not endpoint", ev.name)
+	if err == nil && ev.Name != "endpoint" {
+		err = fmt.Errorf("first event is %q, not endpoint", ev.Name)
 	}
 	var ep *url.URL
 	if err == nil {
-		ep, err = t.resolve(string(ev.data))
+		ep, err = t.resolve(string(ev.Data))
 	}
 	if err != nil {
 		resp.Body.Close()
@@ -88,6 +89,7 @@ func (t *legacy) open(ctx context.Context) error {
 		defer cancel()
 		err := t.pump(er)
 		resp.Body.Close()
+		er.Release()
 		t.lost(gen, err)
 	})
 	return nil
@@ -107,14 +109,14 @@ func (t *legacy) resolve(data string) (*url.URL, error) {
 	return ep, nil
 }
 
-func (t *legacy) pump(er *eventReader) error {
+func (t *legacy) pump(er *sse.Reader) error {
 	for {
-		ev, err := er.next()
+		ev, err := er.Next()
 		if err != nil {
 			return err
 		}
-		if ev.name == "" || ev.name == "message" {
-			t.s.deliver(ev.data)
+		if ev.Name == "" || ev.Name == "message" {
+			t.s.deliver(ev.Data)
 		}
 	}
 }

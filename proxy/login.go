@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/config"
 )
 
 // storeDir is where the shim keeps its OAuth state: mcpwrap/proxy under the
@@ -99,7 +101,7 @@ func runAccount(ctx context.Context, verb string, args []string, getenv func(str
 	s.redact = redact
 	s.ctx = ctx
 	if staticAuth(cfg) {
-		return fmt.Errorf("%w: a token is configured (MCPWRAP_TOKEN, --token, --token-file or an Authorization header); the shim uses it and never signs in", errUsage)
+		return fmt.Errorf("%w: a token is configured (MCPWRAP_TOKEN, --token, --token-file or an Authorization header); the shim uses it and never signs in", config.ErrUsage)
 	}
 	o, err := newOAuth(cfg, getenv, stderr, s)
 	if err != nil {

@@ -133,12 +133,16 @@ func signInLikeABrowser(authURL, key string) error {
 		if m := actionRe.FindStringSubmatch(form); m != nil {
 			action = html.UnescapeString(m[1])
 		}
-		next, err := resp.Request.URL.Parse(action)
-		if err != nil {
-			return err
+		next, perr := resp.Request.URL.Parse(action)
+		if perr != nil {
+			return perr
 		}
 		resp, err = c.PostForm(next.String(), vals)
 	}
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
 	return errors.New("no callback after five pages")
 }
 

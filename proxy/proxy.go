@@ -1,13 +1,13 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mcpwrap/mcpwrap/internal/lines"
 	"io"
 	"net/http"
 	"strconv"
@@ -175,13 +175,13 @@ func (s *shim) run(parent context.Context, stdin io.Reader) error {
 	// The reader is the one goroutine that may outlive run: a blocked read
 	// on stdin cannot be interrupted, and stdin is not ours to close. It
 	// only ever ends in a send that the select below no longer takes.
-	lines := make(chan []byte)
+	fromClient := make(chan []byte)
 	readErr := make(chan error, 1)
 	go func() {
-		r := bufio.NewReaderSize(stdin, 64<<10)
+		r := lines.NewReader(stdin, lines.Options{Max: maxMessage, SkipTooLong: true})
 		for {
-			line, err := readLine(r, maxMessage)
-			if errors.Is(err, errTooLong) {
+			line, err := r.ReadLine()
+			if errors.Is(err, lines.ErrTooLong) {
 				s.log.Error().Err(err).Msg("dropped a message from the client: too long")
 				continue
 			}
@@ -193,7 +193,7 @@ func (s *shim) run(parent context.Context, stdin io.Reader) error {
 				return
 			}
 			select {
-			case lines <- line:
+			case fromClient <- line:
 			case <-ctx.Done():
 				return
 			}
@@ -204,7 +204,7 @@ func (s *shim) run(parent context.Context, stdin io.Reader) error {
 loop:
 	for {
 		select {
-		case line := <-lines:
+		case line := <-fromClient:
 			s.handleLine(ctx, line, &forwards)
 		case err := <-readErr:
 			if !errors.Is(err, io.EOF) {

@@ -52,11 +52,6 @@ func (g *grant) config() *oauth2.Config {
 	}
 }
 
-// token is the grant's tokens in the form oauth2 works with.
-func (g *grant) token() *oauth2.Token {
-	return &oauth2.Token{AccessToken: g.AccessToken, TokenType: g.TokenType, RefreshToken: g.RefreshToken, Expiry: g.Expiry}
-}
-
 // record is everything stored for one remote URL: a grant per authorization
 // server, and which of them the remote sent the shim to last.
 type record struct {

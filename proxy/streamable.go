@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http"
 	"net/url"
 	"strings"
@@ -229,7 +230,8 @@ func (t *streamable) answer(ctx context.Context, m *jsonrpc.Message, c *call, st
 // answered. When the stream breaks first and the remote gave event ids, the
 // answer is fetched by resuming with Last-Event-ID.
 func (t *streamable) readResponseStream(ctx context.Context, c *call, st sessionState, resp *http.Response) error {
-	er := newEventReader(resp.Body)
+	er := sse.NewReader(resp.Body, maxMessage)
+	defer er.Release()
 	err := t.pump(er, c)
 	resp.Body.Close()
 	if c == nil || c.finished() {
@@ -238,7 +240,7 @@ func (t *streamable) readResponseStream(ctx context.Context, c *call, st session
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if !er.hasID {
+	if _, ok := er.LastEventID(); !ok {
 		if err == nil {
 			err = errors.New("stream ended")
 		}
@@ -249,16 +251,16 @@ func (t *streamable) readResponseStream(ctx context.Context, c *call, st session
 }
 
 // pump delivers events until the stream ends or c is answered.
-func (t *streamable) pump(er *eventReader, c *call) error {
+func (t *streamable) pump(er *sse.Reader, c *call) error {
 	for {
-		ev, err := er.next()
+		ev, err := er.Next()
 		if err != nil {
 			return err
 		}
-		if ev.name != "" && ev.name != "message" {
+		if ev.Name != "" && ev.Name != "message" {
 			continue
 		}
-		t.s.deliver(ev.data)
+		t.s.deliver(ev.Data)
 		if c != nil && c.finished() {
 			return nil
 		}
@@ -267,16 +269,16 @@ func (t *streamable) pump(er *eventReader, c *call) error {
 
 // resume re-attaches to a broken response stream with GET and
 // Last-Event-ID, as often as the stream makes progress.
-func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *eventReader) error {
+func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *sse.Reader) error {
 	for range 100 {
-		last := er.lastID
-		if er.retry > 0 {
-			if err := sleep(ctx, min(er.retry, 30*time.Second)); err != nil {
+		last, _ := er.LastEventID()
+		if wait := er.Retry(0, maxRetryWait); wait > 0 {
+			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
 		}
 		h := t.getHeader(st)
-		h.Set("Last-Event-ID", last)
+		er.ResumeHeader(h)
 		resp, err := t.s.do(ctx, request{method: http.MethodGet, url: t.url, header: h}, t.s.cfg.RetryFor)
 		if err != nil {
 			return err
@@ -289,7 +291,7 @@ func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *e
 			}
 			return statusError(resp, b)
 		}
-		er.reset(resp.Body)
+		er.Reset(resp.Body)
 		err = t.pump(er, c)
 		resp.Body.Close()
 		if c.finished() {
@@ -298,7 +300,7 @@ func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *e
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if er.lastID == last {
+		if now, _ := er.LastEventID(); now == last {
 			return &rpcError{code: jsonrpc.CodeInternalError, msg: "remote stream ended again without progress before answering"}
 		}
 		t.s.log.Debug().Err(err).Msg("response stream broke; resuming")
@@ -354,11 +356,16 @@ func (t *streamable) listen(gen uint64) {
 // until the session changes or the remote stays away past the retry budget;
 // the next successful POST starts it again.
 func (t *streamable) runListen(ctx context.Context, st sessionState) {
-	var er *eventReader
+	var er *sse.Reader
+	defer func() {
+		if er != nil {
+			er.Release()
+		}
+	}()
 	for range 10000 {
 		h := t.getHeader(st)
-		if er != nil && er.hasID {
-			h.Set("Last-Event-ID", er.lastID)
+		if er != nil {
+			er.ResumeHeader(h)
 		}
 		resp, err := t.s.do(ctx, request{method: http.MethodGet, url: t.url, header: h}, t.s.cfg.RetryFor)
 		if err != nil {
@@ -400,9 +407,9 @@ func (t *streamable) runListen(ctx context.Context, st sessionState) {
 			return
 		}
 		if er == nil {
-			er = newEventReader(resp.Body)
+			er = sse.NewReader(resp.Body, maxMessage)
 		} else {
-			er.reset(resp.Body)
+			er.Reset(resp.Body)
 		}
 		err = t.pump(er, nil)
 		resp.Body.Close()
@@ -410,11 +417,7 @@ func (t *streamable) runListen(ctx context.Context, st sessionState) {
 			return
 		}
 		t.s.log.Debug().Err(err).Msg("GET stream ended; reconnecting")
-		wait := firstBackoff
-		if er.retry > 0 {
-			wait = min(er.retry, 30*time.Second)
-		}
-		if sleep(ctx, wait) != nil {
+		if sleep(ctx, er.Retry(firstBackoff, maxRetryWait)) != nil {
 			return
 		}
 	}

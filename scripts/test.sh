@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting and vet, every Go test
-# under the race detector, bounded fuzzing of the parsers, and a short
-# benchmark smoke run. Needs Go; the conformance step needs Node and npm;
-# authserver's browser tests need Chromium (Debian: apt-get install chromium),
-# and with CI=true they fail rather than skip without it.
+# The whole test suite, as CI runs it: formatting, vet, a tidy go.mod,
+# staticcheck, every Go test under the race detector, bounded fuzzing of the
+# parsers, and a short benchmark smoke run. Needs Go; the conformance step
+# needs Node and npm; authserver's browser tests need Chromium (Debian:
+# apt-get install chromium), and with CI=true they fail rather than skip
+# without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,22 @@ if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; 
 
 echo "== go vet"
 go vet ./...
+
+echo "== go mod tidy"
+# go.mod must say what the code imports: direct dependencies unmarked,
+# nothing unused, go.sum complete.
+if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; fi
+
+echo "== staticcheck"
+# Pinned, and installed into a directory of its own, so every run checks
+# with the same rules whatever else is on PATH. examples/everything has a
+# staticcheck.conf for its deliberate use of deprecated MCP features.
+staticcheck_version=v0.8.2 # staticcheck 2026.2.2
+toolbin="${XDG_CACHE_HOME:-$HOME/.cache}/mcpwrap-tools/staticcheck-$staticcheck_version"
+if [ ! -x "$toolbin/staticcheck" ]; then
+	GOBIN="$toolbin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
+"$toolbin/staticcheck" ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...

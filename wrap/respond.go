@@ -2,7 +2,6 @@ package wrap
 
 import (
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -56,55 +55,4 @@ func accepts(r *http.Request, mediaType string) bool {
 		}
 	}
 	return false
-}
-
-// sseWriter writes one Server-Sent Events stream, flushing every event so
-// nothing waits in a buffer while the client waits for it.
-type sseWriter struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
-}
-
-// startSSE sends the stream's headers at once: a client (and every proxy on
-// the way) learns the stream is open before the first event exists.
-func startSSE(w http.ResponseWriter) *sseWriter {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	s := &sseWriter{w: w, rc: http.NewResponseController(w)}
-	_ = s.rc.Flush()
-	return s
-}
-
-// event writes one event. data is a single line (every message is: the
-// stdio framing guarantees it).
-func (s *sseWriter) event(name string, data []byte) error {
-	var err error
-	if name != "" {
-		_, err = io.WriteString(s.w, "event: "+name+"\n")
-	}
-	if err == nil {
-		_, err = io.WriteString(s.w, "data: ")
-	}
-	if err == nil {
-		_, err = s.w.Write(data)
-	}
-	if err == nil {
-		_, err = io.WriteString(s.w, "\n\n")
-	}
-	if err == nil {
-		err = s.rc.Flush()
-	}
-	return err
-}
-
-// comment writes a keep-alive that clients ignore and proxies see as traffic.
-func (s *sseWriter) comment() error {
-	if _, err := io.WriteString(s.w, ": keep-alive\n\n"); err != nil {
-		return err
-	}
-	return s.rc.Flush()
 }

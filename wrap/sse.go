@@ -2,6 +2,7 @@ package wrap
 
 import (
 	"errors"
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http"
 	"net/url"
 	"path"
@@ -44,11 +45,11 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	sse := startSSE(w)
-	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
+	events := sse.Start(w)
+	if events.Event(sse.Event{Name: "endpoint", Data: []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))}) != nil {
 		return
 	}
-	h.pump(r.Context(), sse, s, stream)
+	h.pump(r.Context(), events, s, stream)
 }
 
 // messageURL is the URI the endpoint event announces, as the client will

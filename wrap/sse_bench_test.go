@@ -2,6 +2,7 @@ package wrap
 
 import (
 	"bytes"
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http/httptest"
 	"testing"
 )
@@ -13,12 +14,12 @@ func BenchmarkSSEEvent(b *testing.B) {
 		data := bytes.Repeat([]byte("x"), size)
 		b.Run(sizeName(size), func(b *testing.B) {
 			w := httptest.NewRecorder()
-			sse := startSSE(w)
+			events := sse.Start(w)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
 				w.Body.Reset()
-				if err := sse.event("message", data); err != nil {
+				if err := events.Event(sse.Event{Name: "message", Data: data}); err != nil {
 					b.Fatal(err)
 				}
 			}

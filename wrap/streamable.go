@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http"
 	"slices"
 	"time"
@@ -186,13 +187,13 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 	defer keepAlive.Stop()
 
 	var held [][]byte
-	var sse *sseWriter
+	var events *sse.Writer
 	// stream turns the reply into an SSE stream, sending what was held.
 	stream := func() {
-		if sse == nil {
-			sse = startSSE(w)
+		if events == nil {
+			events = sse.Start(w)
 			for _, d := range held {
-				_ = sse.event("message", d)
+				_ = events.Event(sse.Event{Name: "message", Data: d})
 			}
 			held = nil
 		}
@@ -202,7 +203,7 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		select {
 		case m, open := <-ex.Messages():
 			if !open {
-				if sse == nil {
+				if events == nil {
 					writeJSON(w, held, batch)
 				}
 				return ok
@@ -210,18 +211,18 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 			if m.Error {
 				ok = false
 			}
-			if sse == nil && m.Response {
+			if events == nil && m.Response {
 				held = append(held, m.Data)
 				continue
 			}
 			stream()
-			if err := sse.event("message", m.Data); err != nil {
+			if err := events.Event(sse.Event{Name: "message", Data: m.Data}); err != nil {
 				ex.Detach()
 				return false
 			}
 		case <-keepAlive.C:
 			stream()
-			if err := sse.comment(); err != nil {
+			if err := events.Comment(); err != nil {
 				ex.Detach()
 				return false
 			}
@@ -230,7 +231,7 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 				ex.Detach() // the client left; that is not a cancellation
 				return false
 			}
-			h.timeout(w, s, ex, sse, batch)
+			h.timeout(w, s, ex, events, batch)
 			return false
 		}
 	}
@@ -238,16 +239,16 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 
 // timeout answers the requests still open when the request timeout passes,
 // after telling the child to cancel them.
-func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session.Exchange, sse *sseWriter, batch bool) {
+func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session.Exchange, events *sse.Writer, batch bool) {
 	var answers [][]byte
 	for _, id := range s.Abandon(ex, "request timed out") {
 		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
 			"request timed out after "+h.opts.RequestTimeout.String()))
 	}
 	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
-	if sse != nil {
+	if events != nil {
 		for _, a := range answers {
-			_ = sse.event("message", a)
+			_ = events.Event(sse.Event{Name: "message", Data: a})
 		}
 		return
 	}
@@ -291,22 +292,22 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	h.pump(r.Context(), startSSE(w), s, stream)
+	h.pump(r.Context(), sse.Start(w), s, stream)
 }
 
 // pump copies the session's stream to an SSE stream until the client leaves
 // or the session ends, with keep-alive comments in between.
-func (h *Handler) pump(ctx context.Context, sse *sseWriter, s *session.Session, stream <-chan []byte) {
+func (h *Handler) pump(ctx context.Context, events *sse.Writer, s *session.Session, stream <-chan []byte) {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
 	for {
 		select {
 		case data := <-stream:
-			if err := sse.event("message", data); err != nil {
+			if err := events.Event(sse.Event{Name: "message", Data: data}); err != nil {
 				return
 			}
 		case <-keepAlive.C:
-			if err := sse.comment(); err != nil {
+			if err := events.Comment(); err != nil {
 				return
 			}
 		case <-ctx.Done():
@@ -316,7 +317,7 @@ func (h *Handler) pump(ctx context.Context, sse *sseWriter, s *session.Session, 
 			for {
 				select {
 				case data := <-stream:
-					if sse.event("message", data) != nil {
+					if events.Event(sse.Event{Name: "message", Data: data}) != nil {
 						return
 					}
 				default:
