@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/lines"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -56,8 +57,6 @@ const (
 	defaultTermGrace  = 3 * time.Second
 	defaultTailLines  = 20
 
-	// readBuf is the stdout buffer that most messages fit in.
-	readBuf  = 64 << 10
 	writeBuf = 64 << 10
 
 	// stderrLineCap bounds one stderr log line so a child that never
@@ -111,8 +110,9 @@ type Child struct {
 	stdout *os.File
 	stderr *os.File
 
-	w  *bufio.Writer // used only by the single writer goroutine
-	lr *lineReader   // used only by the single reader goroutine
+	w   *bufio.Writer // used only by the single writer goroutine
+	lr  *lines.Reader // used only by the single reader goroutine
+	pty bool
 
 	done       chan struct{} // closed once the leader is reaped and stderr drained
 	exit       ExitStatus    // written before done is closed
@@ -251,7 +251,8 @@ func Start(cmd Command, opts Options, log zerolog.Logger) (*Child, error) {
 	c.pid = ec.Process.Pid
 	c.log = log.With().Int("pid", c.pid).Logger()
 	c.w = bufio.NewWriterSize(c.stdin, writeBuf)
-	c.lr = &lineReader{rd: c.stdout, buf: make([]byte, readBuf), max: opts.MaxLine, pty: cmd.PTY}
+	c.lr = lines.NewReader(c.stdout, lines.Options{Max: opts.MaxLine})
+	c.pty = cmd.PTY
 	go c.drainStderr()
 	go c.waitExit()
 	return c, nil
@@ -284,7 +285,19 @@ func (c *Child) Flush() error {
 // '\r', in a slice the caller may keep. It returns io.EOF once stdout is
 // closed, and after Stop. Only one goroutine may call ReadLine.
 func (c *Child) ReadLine() ([]byte, error) {
-	return c.lr.readLine()
+	line, err := c.lr.ReadLine()
+	switch {
+	case err == nil:
+		return line, nil
+	case errors.Is(err, lines.ErrTooLong):
+		return nil, fmt.Errorf("%w (%d bytes)", ErrLineTooLong, c.opts.MaxLine)
+	case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
+		return nil, io.EOF
+	case c.pty && errors.Is(err, unix.EIO):
+		// The master reads EIO once no process holds the terminal open.
+		return nil, io.EOF
+	}
+	return nil, fmt.Errorf("reading child stdout: %w", err)
 }
 
 // Done is closed once the child has been reaped.
@@ -608,164 +621,4 @@ func (c *Child) keepTail(s string) {
 	}
 	c.tail[c.tailAt] = s
 	c.tailAt = (c.tailAt + 1) % len(c.tail)
-}
-
-// lineReader splits stdout into lines with a hard cap. A line that fits
-// in the buffer costs one allocation of its own size. A longer one is read
-// into fixed-size chunks and joined once, so each byte is copied once and
-// the caller gets a slice of exactly the line's length.
-type lineReader struct {
-	rd   io.Reader
-	buf  []byte
-	r, w int // buf[r:w] is unread
-	scan int // buf[r:scan] holds no newline
-	max  int
-	pty  bool
-	err  error // sticky
-}
-
-// longChunk is the unit a long line is read in: big enough for few
-// reads, small enough that the unused end of the last chunk stays minor.
-const longChunk = 256 << 10
-
-// maxEmptyReads bounds reads that return nothing and no error.
-const maxEmptyReads = 100
-
-func (lr *lineReader) readLine() ([]byte, error) {
-	for empty := 0; ; {
-		if i := bytes.IndexByte(lr.buf[lr.scan:lr.w], '\n'); i >= 0 {
-			end := lr.scan + i
-			return lr.take(end, end+1)
-		}
-		lr.scan = lr.w
-		if lr.err != nil {
-			if lr.r < lr.w {
-				// A last line without a newline is still a message.
-				return lr.take(lr.w, lr.w)
-			}
-			return nil, lr.err
-		}
-		if lr.w-lr.r > lr.max {
-			return nil, lr.tooLong()
-		}
-		if lr.w == len(lr.buf) {
-			if lr.r == 0 {
-				return lr.readLong()
-			}
-			copy(lr.buf, lr.buf[lr.r:lr.w])
-			lr.w -= lr.r
-			lr.scan -= lr.r
-			lr.r = 0
-		}
-		n, err := lr.rd.Read(lr.buf[lr.w:])
-		lr.w += n
-		if err != nil {
-			lr.err = lr.readErr(err)
-		} else if n == 0 {
-			if empty++; empty >= maxEmptyReads {
-				lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
-			}
-		}
-	}
-}
-
-// take copies buf[r:end] out as the line and resumes reading at next.
-func (lr *lineReader) take(end, next int) ([]byte, error) {
-	if end-lr.r > lr.max {
-		return nil, lr.tooLong()
-	}
-	line := trimCR(lr.buf[lr.r:end])
-	out := make([]byte, len(line))
-	copy(out, line)
-	lr.r, lr.scan = next, next
-	if lr.r == lr.w {
-		lr.r, lr.w, lr.scan = 0, 0, 0
-		if len(lr.buf) > readBuf {
-			// A chunk kept after a long line goes once drained.
-			lr.buf = make([]byte, readBuf)
-		}
-	}
-	return out, nil
-}
-
-// readLong finishes a line that filled the whole buffer. The buffer becomes
-// the first chunk; later chunks are read straight from the child.
-func (lr *lineReader) readLong() ([]byte, error) {
-	chunks := [][]byte{lr.buf[lr.r:lr.w]}
-	total := lr.w - lr.r
-	lr.buf, lr.r, lr.w, lr.scan = nil, 0, 0, 0
-	for lr.buf == nil {
-		if total > lr.max {
-			lr.buf = make([]byte, readBuf)
-			return nil, lr.tooLong()
-		}
-		// Reading past max+1 bytes would only fetch what we must reject.
-		chunk := make([]byte, min(longChunk, lr.max+1-total))
-		n, nl := 0, -1
-		for empty := 0; n < len(chunk) && nl < 0 && lr.err == nil; {
-			m, err := lr.rd.Read(chunk[n:])
-			if i := bytes.IndexByte(chunk[n:n+m], '\n'); i >= 0 {
-				nl = n + i
-			}
-			n += m
-			if err != nil {
-				lr.err = lr.readErr(err)
-			} else if m == 0 {
-				if empty++; empty >= maxEmptyReads {
-					lr.err = fmt.Errorf("reading child stdout: %w", io.ErrNoProgress)
-				}
-			}
-		}
-		switch {
-		case nl >= 0:
-			chunks = append(chunks, chunk[:nl])
-			total += nl
-			// What followed the newline is the start of the next lines.
-			if rest := chunk[nl+1 : n]; len(rest) <= readBuf {
-				lr.buf = make([]byte, readBuf)
-				lr.w = copy(lr.buf, rest)
-			} else {
-				lr.buf, lr.r, lr.w, lr.scan = chunk, nl+1, n, nl+1
-			}
-		case lr.err != nil:
-			// A last line without a newline is still a message.
-			chunks = append(chunks, chunk[:n])
-			total += n
-			lr.buf = make([]byte, readBuf)
-		default:
-			chunks = append(chunks, chunk)
-			total += n
-		}
-	}
-	if total > lr.max {
-		return nil, lr.tooLong()
-	}
-	out := make([]byte, 0, total)
-	for _, c := range chunks {
-		out = append(out, c...)
-	}
-	return trimCR(out), nil
-}
-
-func (lr *lineReader) tooLong() error {
-	lr.err = fmt.Errorf("%w (%d bytes)", ErrLineTooLong, lr.max)
-	return lr.err
-}
-
-func trimCR(line []byte) []byte {
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		return line[:n-1]
-	}
-	return line
-}
-
-func (lr *lineReader) readErr(err error) error {
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, os.ErrClosed):
-		return io.EOF
-	case lr.pty && errors.Is(err, unix.EIO):
-		// The master reads EIO once no process holds the terminal open.
-		return io.EOF
-	}
-	return fmt.Errorf("reading child stdout: %w", err)
 }

@@ -381,6 +381,8 @@ func TestKillEndsTheGroupAtOnce(t *testing.T) {
 
 func TestLongLines(t *testing.T) {
 	p := start(t, Command{Path: "cat"}, fastStop)
+	// Around the line reader's 64 KiB buffer, and far past it.
+	const readBuf = 64 << 10
 	for _, size := range []int{readBuf - 1, readBuf, readBuf + 1, 1 << 20, 10 << 20} {
 		msg := make([]byte, size)
 		for i := range msg {
