@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/mcpwrap/mcpwrap/internal/httpx"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
@@ -42,9 +43,7 @@ func (o *OAuth) MetadataHandler() http.Handler {
 		panic(err) // a struct of strings always marshals
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		if !httpx.ReadOnly(w, r) {
 			return
 		}
 		w.Header().Set("Access-Control-Allow-Origin", "*")

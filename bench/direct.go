@@ -259,14 +259,11 @@ func (s *directSession) shutdown(ctx context.Context) error {
 }
 
 func (s *directSession) waitExit(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-s.exited:
 		return true
-	case <-t.C:
-		return false
+	case <-time.After(d):
 	case <-ctx.Done():
-		return false
 	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/internal/httpx"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/rs/zerolog"
@@ -244,9 +245,7 @@ func (h *Handler) find(w http.ResponseWriter, r *http.Request, id string, t sess
 // — so fullness is reported, not failed: a new session gets 503 with
 // Retry-After from initialize itself.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !httpx.ReadOnly(w, r) {
 		return
 	}
 	status, state := http.StatusOK, "ok"
@@ -282,9 +281,7 @@ func (h *Handler) adminOnly(next http.Handler) http.Handler {
 // MetricsHandler serves m in the Prometheus text format.
 func MetricsHandler(m *metrics.Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		if !httpx.ReadOnly(w, r) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -76,12 +76,10 @@ func textResult(format string, args ...any) *mcp.CallToolResult {
 
 // pause waits for d or until ctx ends, whichever comes first.
 func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
+	case <-time.After(d):
 		return nil
 	}
 }
