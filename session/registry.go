@@ -229,7 +229,7 @@ func (r *Registry) ReapIdle(ctx context.Context) {
 		for _, s := range live {
 			last, idle := s.idleSince()
 			if idle && time.Since(last) > r.opts.IdleTimeout {
-				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
+				s.log.Info().Dur("idle_ms", time.Since(last)).Msg("ending idle session")
 				go s.closeFor(context.Background(), causeIdle)
 			}
 		}

@@ -608,7 +608,7 @@ func (s *Session) finish(readErr error) {
 		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration_ms", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {
 		s.observer.SessionEnded(s.owner, reason, exit.String())
 	}
