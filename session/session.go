@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
@@ -400,6 +401,11 @@ func (s *Session) route() {
 		if err != nil {
 			cause = err
 			break
+		}
+		if !utf8.Valid(line) {
+			// Passed on as it is, a response would be lost to a client
+			// whose decoder refuses it; U+FFFD keeps it readable.
+			line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
 		}
 		msg, err := jsonrpc.Parse(line)
 		if err != nil {
