@@ -106,11 +106,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			CloseGrace: cfg.CloseGrace,
 			TermGrace:  cfg.TermGrace,
 		},
-		MaxSessions: cfg.MaxSessions,
-		MaxQueue:    cfg.MaxQueue,
-		IdleTimeout: cfg.IdleTimeout,
-		IDPrefix:    idPrefix(cfg.MachineID),
-		Observer:    stats,
+		MaxSessions:   cfg.MaxSessions,
+		MaxQueue:      cfg.MaxQueue,
+		IdleTimeout:   cfg.IdleTimeout,
+		UnusedTimeout: cfg.UnusedTimeout,
+		IDPrefix:      idPrefix(cfg.MachineID),
+		Observer:      stats,
 	}, log)
 	handler := wrap.New(wrap.Options{
 		Path:           cfg.Path,

@@ -17,8 +17,11 @@ type Options struct {
 	MaxSessions int
 	MaxQueue    int           // messages held for a stream nobody reads
 	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
-	IDPrefix    string        // prepended to every session id (names the machine that owns it)
-	Observer    Observer      // optional
+	// UnusedTimeout ends sooner a session that never had a request besides
+	// initialize (0: only IdleTimeout applies).
+	UnusedTimeout time.Duration
+	IDPrefix      string   // prepended to every session id (names the machine that owns it)
+	Observer      Observer // optional
 }
 
 // Registry holds the live sessions by id.
@@ -205,14 +208,21 @@ func (r *Registry) Close(ctx context.Context) error {
 // passed, for killed children to be reaped.
 const registryReapWait = 500 * time.Millisecond
 
-// ReapIdle ends sessions idle past the idle timeout until ctx ends. Only
-// requests count as activity: an open stream with keep-alives does not keep
-// a session (or the machine under it) awake.
+// ReapIdle ends sessions idle past the idle timeout until ctx ends, and
+// sessions never used beyond initialize past the (shorter) unused timeout.
+// Only requests count as activity: an open stream with keep-alives does not
+// keep a session (or the machine under it) awake.
 func (r *Registry) ReapIdle(ctx context.Context) {
-	if r.opts.IdleTimeout <= 0 {
+	every := 30 * time.Second
+	for _, d := range []time.Duration{r.opts.IdleTimeout, r.opts.UnusedTimeout} {
+		if d > 0 {
+			every = min(every, d/4)
+		}
+	}
+	if r.opts.IdleTimeout <= 0 && r.opts.UnusedTimeout <= 0 {
 		return
 	}
-	tick := time.NewTicker(min(r.opts.IdleTimeout/4, 30*time.Second))
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -227,10 +237,17 @@ func (r *Registry) ReapIdle(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, s := range live {
-			last, idle := s.idleSince()
-			if idle && time.Since(last) > r.opts.IdleTimeout {
-				s.log.Info().Dur("idle_ms", time.Since(last)).Msg("ending idle session")
+			last, idle, used := s.idleSince()
+			if !idle {
+				continue
+			}
+			switch since := time.Since(last); {
+			case r.opts.IdleTimeout > 0 && since > r.opts.IdleTimeout:
+				s.log.Info().Dur("idle_ms", since).Msg("ending idle session")
 				go s.closeFor(context.Background(), causeIdle)
+			case !used && r.opts.UnusedTimeout > 0 && since > r.opts.UnusedTimeout:
+				s.log.Info().Dur("idle_ms", since).Msg("ending a session never used beyond initialize")
+				go s.closeFor(context.Background(), causeUnused)
 			}
 		}
 	}

@@ -72,6 +72,7 @@ type Session struct {
 	inflight   []*Exchange          // exchanges still owed a response, oldest first
 	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
 	lastActive time.Time
+	used       bool   // it got more than initialize and notifications/initialized
 	reason     string // why the session is being closed, if someone closes it
 }
 
@@ -202,6 +203,9 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 	s.lastActive = time.Now()
 	for i := range msgs {
 		m := &msgs[i]
+		if m.Method != "initialize" && m.Method != "notifications/initialized" {
+			s.used = true
+		}
 		switch {
 		case m.Kind == jsonrpc.Request:
 			c := &call{clientID: bytes.Clone(m.ID)}
@@ -314,6 +318,7 @@ func (s *Session) Close(ctx context.Context) error {
 const (
 	causeClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
 	causeIdle      = "idle"       // no request for the idle timeout
+	causeUnused    = "unused"     // nothing but initialize for the unused-session timeout
 	causeShutdown  = "shutdown"   // mcpwrap is stopping
 	causeChildExit = "child_exit" // the child exited by itself
 	causeError     = "error"      // the child broke the protocol (a line over the limit)
@@ -348,13 +353,14 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 	return err
 }
 
-// idleSince reports when the session last had a request, and whether it
-// may be ended for idleness: not while busy (a request in flight is never
-// idle, however long the tool runs), nor once it is closing already.
-func (s *Session) idleSince() (time.Time, bool) {
+// idleSince reports when the session last had a request, whether it may be
+// ended for idleness, and whether it was ever used beyond initialize. It is
+// not idle while busy (a request in flight is never idle, however long the
+// tool runs), nor once it is closing already.
+func (s *Session) idleSince() (last time.Time, idle, used bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastActive, len(s.calls) == 0 && !s.closing
+	return s.lastActive, len(s.calls) == 0 && !s.closing, s.used
 }
 
 // write is the one writer of the child's stdin. It flushes whenever it has
