@@ -20,8 +20,11 @@ type Options struct {
 	// UnusedTimeout ends sooner a session that never had a request besides
 	// initialize (0: only IdleTimeout applies).
 	UnusedTimeout time.Duration
-	IDPrefix      string   // prepended to every session id (names the machine that owns it)
-	Observer      Observer // optional
+	// RequestTimeout, when set, is how long a call in flight keeps its
+	// session from idling out.
+	RequestTimeout time.Duration
+	IDPrefix       string   // prepended to every session id (names the machine that owns it)
+	Observer       Observer // optional
 }
 
 // Registry holds the live sessions by id.

@@ -52,6 +52,9 @@ type Session struct {
 	started  time.Time
 	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
+	// callLimit is the request timeout: a call older than it no longer
+	// keeps the session from idling out (0: a call always does).
+	callLimit time.Duration
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
 	stream chan []byte   // server-initiated messages for the session's own stream
@@ -80,7 +83,8 @@ type Session struct {
 type call struct {
 	ex       *Exchange // nil over HTTP+SSE: the answer goes to the stream
 	clientID []byte
-	token    string // progress token, if the request carried one
+	token    string    // progress token, if the request carried one
+	since    time.Time // when it was sent
 }
 
 // An Exchange is the requests one POST carried and the way back for
@@ -161,6 +165,7 @@ func (s *Session) Err() error {
 // serving it.
 func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
 	s := &Session{
+		callLimit:  opts.RequestTimeout,
 		id:         id,
 		owner:      owner,
 		observer:   opts.Observer,
@@ -208,7 +213,7 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 		}
 		switch {
 		case m.Kind == jsonrpc.Request:
-			c := &call{clientID: bytes.Clone(m.ID)}
+			c := &call{clientID: bytes.Clone(m.ID), since: s.lastActive}
 			if s.trans != HTTPSSE {
 				if ex == nil {
 					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
@@ -356,11 +361,20 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 // idleSince reports when the session last had a request, whether it may be
 // ended for idleness, and whether it was ever used beyond initialize. It is
 // not idle while busy (a request in flight is never idle, however long the
-// tool runs), nor once it is closing already.
+// tool runs) unless the request timeout has passed for every call in flight,
+// nor once it is closing already.
 func (s *Session) idleSince() (last time.Time, idle, used bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastActive, len(s.calls) == 0 && !s.closing, s.used
+	if s.closing {
+		return s.lastActive, false, s.used
+	}
+	for _, c := range s.calls {
+		if s.callLimit <= 0 || time.Since(c.since) < s.callLimit {
+			return s.lastActive, false, s.used
+		}
+	}
+	return s.lastActive, true, s.used
 }
 
 // write is the one writer of the child's stdin. It flushes whenever it has
