@@ -111,6 +111,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		IdleTimeout:    cfg.IdleTimeout,
 		UnusedTimeout:  cfg.UnusedTimeout,
 		RequestTimeout: cfg.RequestTimeout,
+		LogRate:        cfg.LogRate,
+		LogBurst:       10 * cfg.LogRate,
 		IDPrefix:       idPrefix(cfg.MachineID),
 		Observer:       stats,
 	}, log)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/rs/zerolog"
 )
 
@@ -23,8 +24,11 @@ type Options struct {
 	// RequestTimeout, when set, is how long a call in flight keeps its
 	// session from idling out.
 	RequestTimeout time.Duration
-	IDPrefix       string   // prepended to every session id (names the machine that owns it)
-	Observer       Observer // optional
+	// LogRate bounds the log lines of one session (its child's stderr and
+	// the warnings about it) a second, in bursts of LogBurst; 0 no bound.
+	LogRate, LogBurst int
+	IDPrefix          string   // prepended to every session id (names the machine that owns it)
+	Observer          Observer // optional
 }
 
 // Registry holds the live sessions by id.
@@ -80,7 +84,10 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	if len(owner.Env) > 0 {
 		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
 	}
-	c, err := child.Start(cmd, r.opts.Child, log)
+	limit := ratelog.New(r.opts.LogRate, r.opts.LogBurst)
+	copts := r.opts.Child
+	copts.LogLimit = limit
+	c, err := child.Start(cmd, copts, log)
 	if err != nil {
 		r.mu.Lock()
 		r.starting--
@@ -94,7 +101,7 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
-	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove)
+	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove, limit)
 	r.mu.Lock()
 	r.starting--
 	r.sessions[id] = s

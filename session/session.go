@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
@@ -52,6 +53,7 @@ type Session struct {
 	started  time.Time
 	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
+	limit    *ratelog.Limiter // shared with the child's stderr
 	// callLimit is the request timeout: a call older than it no longer
 	// keeps the session from idling out (0: a call always does).
 	callLimit time.Duration
@@ -163,8 +165,9 @@ func (s *Session) Err() error {
 
 // newSession pairs a started child with a new client session; run starts
 // serving it.
-func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
+func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session), limit *ratelog.Limiter) *Session {
 	s := &Session{
+		limit:      limit,
 		callLimit:  opts.RequestTimeout,
 		id:         id,
 		owner:      owner,
@@ -429,7 +432,7 @@ func (s *Session) route() {
 		}
 		msg, err := jsonrpc.Parse(line)
 		if err != nil {
-			s.log.Warn().Err(err).Str("line", preview(line)).Msg("child wrote a line that is not JSON-RPC; dropped")
+			s.warn().Err(err).Str("line", preview(line)).Msg("child wrote a line that is not JSON-RPC; dropped")
 			continue
 		}
 		s.deliver(&msg)
@@ -448,7 +451,7 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 		c, ok := s.calls[string(msg.ID)]
 		if !ok {
 			s.mu.Unlock()
-			s.log.Warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked; dropped")
+			s.warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked; dropped")
 			return
 		}
 		delete(s.calls, string(msg.ID))
@@ -495,6 +498,21 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 	default:
 		s.toStream(out, msg.Method)
 	}
+}
+
+// warn is a warning about the session, within its log rate: nil (which
+// logs nothing) when over it. The first one allowed after a pause says how
+// many were held back.
+func (s *Session) warn() *zerolog.Event {
+	ok, held := s.limit.Allow()
+	if !ok {
+		return nil
+	}
+	ev := s.log.Warn()
+	if held > 0 {
+		ev = ev.Int("suppressed", held)
+	}
+	return ev
 }
 
 // requestScoped names the notifications that belong to the request being
@@ -567,7 +585,7 @@ func (s *Session) toStream(out []byte, method string) {
 	select {
 	case s.stream <- out:
 	default:
-		s.log.Warn().Str("method", method).Int("queued", len(s.stream)).Msg("no stream open and the queue is full; message dropped")
+		s.warn().Str("method", method).Int("queued", len(s.stream)).Msg("no stream open and the queue is full; message dropped")
 	}
 }
 
@@ -633,6 +651,10 @@ func (s *Session) finish(readErr error) {
 	if reason == causeChildExit || reason == causeError {
 		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
+	}
+	// What the log rate held back is said once more at the end.
+	if held := s.limit.Flush(); held > 0 {
+		s.log.Warn().Int("suppressed", held).Msgf("suppressed %d log lines", held)
 	}
 	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration_ms", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {

@@ -36,7 +36,7 @@ func sessStartOver(t testing.TB, tr Transport, script string, args ...string) *S
 	if err != nil {
 		t.Fatalf("starting %q: %v", script, err)
 	}
-	s := newSession("test", "", c, sessOptions, zerolog.Nop(), tr, nil)
+	s := newSession("test", "", c, sessOptions, zerolog.Nop(), tr, nil, nil)
 	s.run()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
