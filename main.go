@@ -128,6 +128,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Hosts:          cfg.AllowedHosts,
 		KeepAlive:      cfg.KeepAlive,
 		RequestTimeout: cfg.RequestTimeout,
+		MaxBatch:       cfg.MaxBatch,
 		MachineID:      cfg.MachineID,
 		Metrics:        stats,
 	}, reg, log)

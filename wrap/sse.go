@@ -103,6 +103,9 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteMessages(r, msgs, len(body))
+	if !h.batchFits(w, msgs, len(msgs) > 1) {
+		return
+	}
 	if len(msgs) == 1 && msgs[0].Kind == jsonrpc.Request && msgs[0].Method == "server/discover" {
 		// This transport belongs to the stateful era: a dual-era client's
 		// stateless probe is refused here, as at the Streamable HTTP

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
@@ -101,6 +102,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "Invalid Request: batches are not part of protocol "+ver)
 		return
 	}
+	if !h.batchFits(w, msgs, batch) {
+		return
+	}
 	init := slices.IndexFunc(msgs, func(m jsonrpc.Message) bool { return m.Method == "initialize" })
 	if s == nil {
 		if init < 0 || len(msgs) != 1 || msgs[0].Kind != jsonrpc.Request {
@@ -109,7 +113,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 			return
 		}
-		h.initialize(w, r, msgs[0])
+		h.initialize(w, r, msgs[0], batch)
 		return
 	}
 	if init >= 0 {
@@ -133,7 +137,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
-func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message) {
+func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message, batch bool) {
 	s, err := h.reg.Start(session.Streamable, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
@@ -152,12 +156,23 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 		writeError(w, http.StatusInternalServerError, msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
-	ok := err == nil && h.reply(w, r, s, ex, false)
+	ok := err == nil && h.reply(w, r, s, ex, batch)
 	if !ok {
 		// Closing can take the child's whole grace period; the client
 		// should not wait for it.
 		s.End()
 	}
+}
+
+// batchFits refuses a batch longer than MaxBatch, before anything of it
+// reaches the child.
+func (h *Handler) batchFits(w http.ResponseWriter, msgs []jsonrpc.Message, batch bool) bool {
+	if !batch || h.opts.MaxBatch <= 0 || len(msgs) <= h.opts.MaxBatch {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+		"Invalid Request: a batch of "+strconv.Itoa(len(msgs))+" messages; at most "+strconv.Itoa(h.opts.MaxBatch)+" are accepted")
+	return false
 }
 
 // reply streams an exchange's answer. While only responses come, they are
