@@ -114,9 +114,19 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if _, err := s.Send(r.Context(), msgs); err != nil {
-		if errors.Is(err, session.ErrEnded) {
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	if _, err := s.Send(ctx, msgs); err != nil {
+		switch {
+		case errors.Is(err, session.ErrEnded):
 			writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
+		case r.Context().Err() == nil:
+			// The child would not read its input before the deadline:
+			// the answers go where every answer of this transport goes.
+			for _, a := range h.timedOut(s, requestIDs(msgs)) {
+				s.Reply(a)
+			}
+			w.WriteHeader(http.StatusAccepted)
 		}
 		return
 	}

@@ -120,19 +120,57 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msgs[init].ID, jsonrpc.CodeInvalidRequest, "Invalid Request: the session is already initialized")
 		return
 	}
-	ex, err := s.Send(r.Context(), msgs)
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	ex, err := s.Send(ctx, msgs)
 	switch {
 	case errors.Is(err, session.ErrEnded):
 		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 		return
-	case err != nil:
+	case err != nil && r.Context().Err() != nil:
 		return // the client left
+	case err != nil:
+		// The child would not read its input before the deadline.
+		writeJSON(w, h.timedOut(s, requestIDs(msgs)), batch)
+		return
 	case ex == nil:
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	release() // the child has the messages now; the reply may take long
-	h.reply(w, r, s, ex, batch)
+	h.reply(ctx, w, r, s, ex, batch)
+}
+
+// deadline is the context a request's messages are sent and answered
+// under: the client's, bounded by the request timeout when one is set.
+func (h *Handler) deadline(r *http.Request) (context.Context, context.CancelFunc) {
+	if h.opts.RequestTimeout > 0 {
+		return context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+	}
+	return context.WithCancel(r.Context())
+}
+
+// requestIDs are the ids of the requests among msgs.
+func requestIDs(msgs []jsonrpc.Message) [][]byte {
+	var ids [][]byte
+	for _, m := range msgs {
+		if m.Kind == jsonrpc.Request {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// timedOut makes the answers to requests given up on at the request
+// timeout.
+func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
+	answers := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
+			"request timed out after "+h.opts.RequestTimeout.String()))
+	}
+	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
+	return answers
 }
 
 // initialize starts a session for an initialize request. The session lives
@@ -144,7 +182,9 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 		return
 	}
 	w.Header().Set(headerSessionID, s.ID())
-	ex, err := s.Send(r.Context(), []jsonrpc.Message{msg})
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	ex, err := s.Send(ctx, []jsonrpc.Message{msg})
 	if errors.Is(err, session.ErrEnded) {
 		// The child died (or shutdown began) before it was asked
 		// anything: there is no session to name, but the request is
@@ -156,7 +196,11 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 		writeError(w, http.StatusInternalServerError, msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
-	ok := err == nil && h.reply(w, r, s, ex, batch)
+	if err != nil && r.Context().Err() == nil {
+		w.Header().Del(headerSessionID)
+		writeJSON(w, h.timedOut(s, [][]byte{msg.ID}), batch)
+	}
+	ok := err == nil && h.reply(ctx, w, r, s, ex, batch)
 	if !ok {
 		// Closing can take the child's whole grace period; the client
 		// should not wait for it.
@@ -180,15 +224,10 @@ func (h *Handler) batchFits(w http.ResponseWriter, msgs []jsonrpc.Message, batch
 // (progress, logging, a request to the client) turns the reply into an SSE
 // stream that ends after the last response. A reply that stays silent for a
 // keep-alive interval becomes a stream too, so that its keep-alives can stop
-// proxies from cutting a long call. It reports whether every request got a
-// response that is not an error.
-func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
-	ctx := r.Context()
-	if h.opts.RequestTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.opts.RequestTimeout)
-		defer cancel()
-	}
+// proxies from cutting a long call. ctx bounds it (the request timeout,
+// which began before the request was written to the child). It reports
+// whether every request got a response that is not an error.
+func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
 
@@ -246,12 +285,7 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 // timeout answers the requests still open when the request timeout passes,
 // after telling the child to cancel them.
 func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session.Exchange, sse *sseWriter, batch bool) {
-	var answers [][]byte
-	for _, id := range s.Abandon(ex, "request timed out") {
-		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
-			"request timed out after "+h.opts.RequestTimeout.String()))
-	}
-	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
+	answers := h.timedOut(s, s.Abandon(ex, "request timed out"))
 	if sse != nil {
 		for _, a := range answers {
 			_ = sse.event("message", a)
