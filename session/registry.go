@@ -16,8 +16,13 @@ type Options struct {
 	Command     child.Command
 	Child       child.Options
 	MaxSessions int
-	MaxQueue    int           // messages held for a stream nobody reads
-	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
+	MaxQueue    int // messages held for a stream nobody reads (deprecated: bytes bound it)
+	// MaxQueuedBytes bounds the bytes one session holds for its readers
+	// (its stream and its replies); MaxQueuedBytesTotal bounds them across
+	// sessions. 0 picks 4 MiB and 256 MiB.
+	MaxQueuedBytes      int64
+	MaxQueuedBytesTotal int64
+	IdleTimeout         time.Duration // end sessions without a request for this long; 0 never
 	// UnusedTimeout ends sooner a session that never had a request besides
 	// initialize (0: only IdleTimeout applies).
 	UnusedTimeout time.Duration
@@ -33,9 +38,10 @@ type Options struct {
 
 // Registry holds the live sessions by id.
 type Registry struct {
-	opts Options
-	log  zerolog.Logger
-	wg   sync.WaitGroup // one per live session, until it has ended
+	opts   Options
+	log    zerolog.Logger
+	queued *budget        // bytes held for readers across every session
+	wg     sync.WaitGroup // one per live session, until it has ended
 
 	mu       sync.Mutex // guards the fields below
 	sessions map[string]*Session
@@ -49,7 +55,19 @@ func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueue < 1 {
 		opts.MaxQueue = 1024
 	}
-	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}, empty: time.Now()}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = 4 << 20
+	}
+	if opts.MaxQueuedBytesTotal <= 0 {
+		opts.MaxQueuedBytesTotal = 256 << 20
+	}
+	return &Registry{opts: opts, log: log, queued: newBudget(opts.MaxQueuedBytesTotal, nil), sessions: map[string]*Session{}, empty: time.Now()}
+}
+
+// QueuedBytes is how many bytes every session together holds for its
+// readers now.
+func (r *Registry) QueuedBytes() int64 {
+	return r.queued.Used()
 }
 
 // Owner is who a session belongs to: the name of the token that opened it,
@@ -101,7 +119,7 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Name)
 	}
-	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove, limit)
+	s := newSession(id, owner.Name, c, r.opts, log, t, r.remove, newBudget(r.opts.MaxQueuedBytes, r.queued), limit)
 	r.mu.Lock()
 	r.starting--
 	r.sessions[id] = s

@@ -15,6 +15,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -53,21 +54,17 @@ type Session struct {
 	started  time.Time
 	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
+	queued   *budget          // bytes held for this session's readers
 	limit    *ratelog.Limiter // shared with the child's stderr
+	dropped  atomic.Int64     // stream messages dropped and not yet reported
 	// callLimit is the request timeout: a call older than it no longer
 	// keeps the session from idling out (0: a call always does).
 	callLimit time.Duration
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
-	stream chan []byte   // server-initiated messages for the session's own stream
+	stream *EventLog     // server-initiated messages for the session's own stream
 	done   chan struct{} // closed once the session has ended and every exchange is answered
 	cause  error         // why the session ended; written before done is closed
-
-	// quit is closed when someone asks the session to close. The router
-	// watches it wherever it waits for a reader, so that a reader who
-	// stalls cannot keep the session from ending.
-	quit     chan struct{}
-	quitOnce sync.Once
 
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
@@ -90,9 +87,9 @@ type call struct {
 }
 
 // An Exchange is the requests one POST carried and the way back for
-// everything related to them. Messages is closed after the last response.
+// everything related to them. Its log ends after the last response.
 type Exchange struct {
-	out      chan Outbound
+	log      *EventLog
 	detached chan struct{}
 	once     sync.Once
 	owed     int // responses still to come; guarded by the session's mu
@@ -105,14 +102,20 @@ type Outbound struct {
 	Error    bool   // it is an error response
 }
 
-// Messages delivers the child's messages for this exchange in the order the
-// child wrote them, responses among them; it is closed after the last one.
-func (e *Exchange) Messages() <-chan Outbound { return e.out }
+// Events holds the child's messages for this exchange in the order the
+// child wrote them, responses among them; it ends (io.EOF) after the last
+// one, or with ErrLagged when its reader fell too far behind.
+func (e *Exchange) Events() *EventLog { return e.log }
 
 // Detach tells the session nobody reads this exchange any more. A dropped
 // connection is not a cancellation: the child keeps working, and what it
 // sends for the exchange is discarded.
-func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
+func (e *Exchange) Detach() { e.detach(io.EOF) }
+
+func (e *Exchange) detach(why error) {
+	e.once.Do(func() { close(e.detached) })
+	e.log.cut(why)
+}
 
 // Transport is the MCP transport a session is served over; it decides where
 // the child's messages go.
@@ -165,8 +168,9 @@ func (s *Session) Err() error {
 
 // newSession pairs a started child with a new client session; run starts
 // serving it.
-func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session), limit *ratelog.Limiter) *Session {
+func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session), queued *budget, limit *ratelog.Limiter) *Session {
 	s := &Session{
+		queued:     queued,
 		limit:      limit,
 		callLimit:  opts.RequestTimeout,
 		id:         id,
@@ -177,9 +181,8 @@ func newSession(id, owner string, c *child.Child, opts Options, log zerolog.Logg
 		started:    time.Now(),
 		onEnd:      onEnd,
 		stdin:      make(chan []byte, 64),
-		stream:     make(chan []byte, opts.MaxQueue),
+		stream:     newEventLog(queued, opts.MaxQueue),
 		done:       make(chan struct{}),
-		quit:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
@@ -219,7 +222,7 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 			c := &call{clientID: bytes.Clone(m.ID), since: s.lastActive}
 			if s.trans != HTTPSSE {
 				if ex == nil {
-					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
+					ex = &Exchange{log: newEventLog(s.queued, 0), detached: make(chan struct{})}
 					s.inflight = append(s.inflight, ex)
 				}
 				ex.owed++
@@ -293,8 +296,10 @@ func (s *Session) remapCancelLocked(m *jsonrpc.Message) []byte {
 }
 
 // Listen makes the caller the reader of the session's stream; release gives
-// it up. Only one reader at a time: a second gets ErrStreamBusy.
-func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
+// it up. Only one reader at a time: a second gets ErrStreamBusy. What the
+// child sends while nobody listens waits in the stream's log, within the
+// session's byte budget; the oldest falls off first.
+func (s *Session) Listen() (stream *EventLog, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -311,6 +316,10 @@ func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
 		if s.listener == gone {
 			close(gone)
 			s.listener = nil
+			if s.closing {
+				// Nobody else may listen now: what is left is nobody's.
+				s.stream.cut(io.EOF)
+			}
 		}
 	}, nil
 }
@@ -347,7 +356,6 @@ func (s *Session) markClosing(cause string) {
 		s.reason = cause
 	}
 	s.mu.Unlock()
-	s.quitOnce.Do(func() { close(s.quit) })
 }
 
 func (s *Session) closeFor(ctx context.Context, cause string) error {
@@ -451,7 +459,7 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 		c, ok := s.calls[string(msg.ID)]
 		if !ok {
 			s.mu.Unlock()
-			s.warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked; dropped")
+			s.warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked (or one given up on); dropped")
 			return
 		}
 		delete(s.calls, string(msg.ID))
@@ -489,14 +497,28 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		if !offer(ex.out, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, ex.detached, s.quit) {
-			s.log.Debug().Str("method", msg.Method).Msg("client left its request, or the session is closing; message dropped")
-		}
+		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method)
 		if last {
-			close(ex.out)
+			ex.log.close()
 		}
 	default:
 		s.toStream(out, msg.Method)
+	}
+}
+
+// toExchange appends a message to an exchange's log. It never waits: a
+// reader so far behind that the session's budget is full is cut, and the
+// session goes on without it.
+func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
+	select {
+	case <-ex.detached:
+		s.log.Debug().Str("method", method).Msg("client left its request; message dropped")
+		return
+	default:
+	}
+	if taken, _ := ex.log.append(o, false); !taken {
+		ex.detach(ErrLagged)
+		s.warn().Str("method", method).Int64("queued_bytes", s.queued.Used()).Msg("a reply's reader fell behind the session's queue bound; reader cut")
 	}
 }
 
@@ -542,50 +564,20 @@ func (s *Session) forgetLocked(ex *Exchange) {
 	}
 }
 
-// offer hands v to a reader's channel. It waits for room only while the
-// reader may still take it: not once the reader is gone, nor once the
-// session is asked to close. It reports whether v was taken.
-func offer[T any](ch chan<- T, v T, gone, quit <-chan struct{}) bool {
-	// Room now wins over a quit that has already happened: a closing
-	// session still delivers what its readers have room for.
-	select {
-	case ch <- v:
-		return true
-	default:
-	}
-	select {
-	case ch <- v:
-		return true
-	case <-gone:
-	case <-quit:
-	}
-	return false
-}
-
-// toStream queues a message for the session's stream. With a reader there,
-// the child waits for it (back-pressure), and an HTTP+SSE session's child
-// waits for its one reader to come; without one, the message waits in a
-// bounded queue, and what overflows it is dropped with a warning. Nothing
-// waits once the session is asked to close.
+// toStream appends a message to the session's stream. It never waits: when
+// the session's byte budget (or the message bound) is full, the oldest
+// messages fall off, with a warning within the session's log rate.
 func (s *Session) toStream(out []byte, method string) {
-	s.mu.Lock()
-	gone := s.listener
-	s.mu.Unlock()
-	if gone != nil || s.trans == HTTPSSE {
-		if offer(s.stream, out, gone, s.quit) {
-			return
-		}
-		select {
-		case <-s.quit:
-			s.log.Debug().Str("method", method).Msg("session closing and its stream full; message dropped")
-			return
-		default:
+	taken, fell := s.stream.append(Outbound{Data: out}, true)
+	if fell > 0 {
+		// One warning says how many fell since the last one it could say.
+		if n := s.dropped.Add(int64(fell)); s.limit.Would() {
+			s.dropped.Add(-n)
+			s.warn().Str("method", method).Int64("dropped", n).Int64("queued_bytes", s.queued.Used()).Msg("stream queue full; oldest messages dropped")
 		}
 	}
-	select {
-	case s.stream <- out:
-	default:
-		s.warn().Str("method", method).Int("queued", len(s.stream)).Msg("no stream open and the queue is full; message dropped")
+	if !taken {
+		s.log.Debug().Str("method", method).Msg("stream ended; message dropped")
 	}
 }
 
@@ -626,16 +618,20 @@ func (s *Session) finish(readErr error) {
 			s.toStream(e, "")
 			continue
 		}
-		// A reader that stalls holds the end only until someone asks
-		// the session to close.
-		offer(c.ex.out, Outbound{Data: e, Response: true, Error: true}, c.ex.detached, s.quit)
+		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "")
 		owed[c.ex]++
 	}
 	for ex, n := range owed {
 		if ex.owed == n {
-			close(ex.out)
+			ex.log.close()
 		}
 	}
+	s.mu.Lock()
+	s.stream.close()
+	if s.listener == nil {
+		s.stream.cut(io.EOF) // nobody is there to read it, and nobody may come
+	}
+	s.mu.Unlock()
 
 	s.mu.Lock()
 	reason := s.reason
@@ -652,9 +648,8 @@ func (s *Session) finish(readErr error) {
 		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	// What the log rate held back is said once more at the end.
 	if held := s.limit.Flush(); held > 0 {
-		s.log.Warn().Int("suppressed", held).Msgf("suppressed %d log lines", held)
+		s.log.Warn().Int("suppressed", held).Int64("dropped", s.dropped.Load()).Msgf("suppressed %d log lines", held)
 	}
 	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration_ms", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {

@@ -44,11 +44,13 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	sse := startSSE(w)
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	sse := startSSE(w, g)
 	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
 		return
 	}
-	h.pump(r.Context(), sse, s, stream)
+	h.pump(r.Context(), sse, stream)
 }
 
 // messageURL is the URI the endpoint event announces, as the client will

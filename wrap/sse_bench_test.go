@@ -13,7 +13,7 @@ func BenchmarkSSEEvent(b *testing.B) {
 		data := bytes.Repeat([]byte("x"), size)
 		b.Run(sizeName(size), func(b *testing.B) {
 			w := httptest.NewRecorder()
-			sse := startSSE(w)
+			sse := startSSE(w, newWriteGuard(w, 0))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -131,7 +132,8 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return // the client left
 	case err != nil:
 		// The child would not read its input before the deadline.
-		writeJSON(w, h.timedOut(s, requestIDs(msgs)), batch)
+		answers := h.timedOut(s, requestIDs(msgs))
+		h.send(w, s, func(g *writeGuard) { writeJSON(w, g, answers, batch) })
 		return
 	case ex == nil:
 		w.WriteHeader(http.StatusAccepted)
@@ -148,6 +150,17 @@ func (h *Handler) deadline(r *http.Request) (context.Context, context.CancelFunc
 		return context.WithTimeout(r.Context(), h.opts.RequestTimeout)
 	}
 	return context.WithCancel(r.Context())
+}
+
+// batchFits refuses a batch longer than MaxBatch, before anything of it
+// reaches the child.
+func (h *Handler) batchFits(w http.ResponseWriter, msgs []jsonrpc.Message, batch bool) bool {
+	if !batch || h.opts.MaxBatch <= 0 || len(msgs) <= h.opts.MaxBatch {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+		"Invalid Request: a batch of "+strconv.Itoa(len(msgs))+" messages; at most "+strconv.Itoa(h.opts.MaxBatch)+" are accepted")
+	return false
 }
 
 // requestIDs are the ids of the requests among msgs.
@@ -171,6 +184,14 @@ func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
 	}
 	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
 	return answers
+}
+
+// send writes a response through a write guard that ends with the
+// handler and hurries once the session has ended.
+func (h *Handler) send(w http.ResponseWriter, s *session.Session, write func(*writeGuard)) {
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	write(g)
 }
 
 // initialize starts a session for an initialize request. The session lives
@@ -198,7 +219,8 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 	}
 	if err != nil && r.Context().Err() == nil {
 		w.Header().Del(headerSessionID)
-		writeJSON(w, h.timedOut(s, [][]byte{msg.ID}), batch)
+		answers := h.timedOut(s, [][]byte{msg.ID})
+		h.send(w, s, func(g *writeGuard) { writeJSON(w, g, answers, batch) })
 	}
 	ok := err == nil && h.reply(ctx, w, r, s, ex, batch)
 	if !ok {
@@ -208,35 +230,27 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 	}
 }
 
-// batchFits refuses a batch longer than MaxBatch, before anything of it
-// reaches the child.
-func (h *Handler) batchFits(w http.ResponseWriter, msgs []jsonrpc.Message, batch bool) bool {
-	if !batch || h.opts.MaxBatch <= 0 || len(msgs) <= h.opts.MaxBatch {
-		return true
-	}
-	writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
-		"Invalid Request: a batch of "+strconv.Itoa(len(msgs))+" messages; at most "+strconv.Itoa(h.opts.MaxBatch)+" are accepted")
-	return false
-}
-
 // reply streams an exchange's answer. While only responses come, they are
 // held and sent as one JSON body; the first message of another kind
 // (progress, logging, a request to the client) turns the reply into an SSE
 // stream that ends after the last response. A reply that stays silent for a
 // keep-alive interval becomes a stream too, so that its keep-alives can stop
-// proxies from cutting a long call. ctx bounds it (the request timeout,
-// which began before the request was written to the child). It reports
-// whether every request got a response that is not an error.
+// proxies from cutting a long call. ctx bounds it (the request timeout).
+// Every write has the slow-reader deadline: a client that stops reading is
+// cut, and the session goes on. It reports whether every request got a
+// response that is not an error.
 func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
 
 	var held [][]byte
 	var sse *sseWriter
 	// stream turns the reply into an SSE stream, sending what was held.
 	stream := func() {
 		if sse == nil {
-			sse = startSSE(w)
+			sse = startSSE(w, g)
 			for _, d := range held {
 				_ = sse.event("message", d)
 			}
@@ -244,27 +258,37 @@ func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 	}
 	ok := true
+	events := ex.Events()
+	var cursor int64
 	for {
-		select {
-		case m, open := <-ex.Messages():
-			if !open {
-				if sse == nil {
-					writeJSON(w, held, batch)
-				}
-				return ok
-			}
-			if m.Error {
+		got, ready, err := events.After(cursor)
+		for _, ev := range got {
+			cursor = ev.ID
+			if ev.Error {
 				ok = false
 			}
-			if sse == nil && m.Response {
-				held = append(held, m.Data)
+			if sse == nil && ev.Response {
+				held = append(held, ev.Data)
 				continue
 			}
 			stream()
-			if err := sse.event("message", m.Data); err != nil {
+			if err := sse.event("message", ev.Data); err != nil {
 				ex.Detach()
 				return false
 			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			if sse == nil {
+				writeJSON(w, g, held, batch)
+			}
+			return ok
+		case err != nil:
+			// Cut for falling behind (the session said so in its log).
+			return false
+		}
+		select {
+		case <-ready:
 		case <-keepAlive.C:
 			stream()
 			if err := sse.comment(); err != nil {
@@ -276,15 +300,16 @@ func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Requ
 				ex.Detach() // the client left; that is not a cancellation
 				return false
 			}
-			h.timeout(w, s, ex, sse, batch)
+			h.timeout(w, g, s, ex, sse, held, batch)
 			return false
 		}
 	}
 }
 
 // timeout answers the requests still open when the request timeout passes,
-// after telling the child to cancel them.
-func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session.Exchange, sse *sseWriter, batch bool) {
+// after telling the child to cancel them; answers already held go with
+// them.
+func (h *Handler) timeout(w http.ResponseWriter, g *writeGuard, s *session.Session, ex *session.Exchange, sse *sseWriter, held [][]byte, batch bool) {
 	answers := h.timedOut(s, s.Abandon(ex, "request timed out"))
 	if sse != nil {
 		for _, a := range answers {
@@ -292,14 +317,15 @@ func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session
 		}
 		return
 	}
-	writeJSON(w, answers, batch)
+	writeJSON(w, g, append(held, answers...), batch)
 }
 
 // writeJSON sends responses as one application/json body: the response
 // itself, or an array of them for a batch.
-func writeJSON(w http.ResponseWriter, responses [][]byte, batch bool) {
+func writeJSON(w http.ResponseWriter, g *writeGuard, responses [][]byte, batch bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
+	g.arm()
 	if !batch && len(responses) == 1 {
 		_, _ = w.Write(responses[0])
 		return
@@ -332,38 +358,37 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	h.pump(r.Context(), startSSE(w), s, stream)
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	h.pump(r.Context(), startSSE(w, g), stream)
 }
 
 // pump copies the session's stream to an SSE stream until the client leaves
-// or the session ends, with keep-alive comments in between.
-func (h *Handler) pump(ctx context.Context, sse *sseWriter, s *session.Session, stream <-chan []byte) {
+// or the stream ends with its session, with keep-alive comments in between.
+// A client that does not keep up is cut by the write deadline.
+func (h *Handler) pump(ctx context.Context, sse *sseWriter, stream *session.EventLog) {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var cursor int64
 	for {
-		select {
-		case data := <-stream:
-			if err := sse.event("message", data); err != nil {
+		got, ready, err := stream.After(cursor)
+		for _, ev := range got {
+			cursor = ev.ID
+			if sse.event("message", ev.Data) != nil {
 				return
 			}
+		}
+		if err != nil {
+			return // the session ended, and everything it said is out
+		}
+		select {
+		case <-ready:
 		case <-keepAlive.C:
 			if err := sse.comment(); err != nil {
 				return
 			}
 		case <-ctx.Done():
 			return
-		case <-s.Done():
-			// Deliver what the child said before it went.
-			for {
-				select {
-				case data := <-stream:
-					if sse.event("message", data) != nil {
-						return
-					}
-				default:
-					return
-				}
-			}
 		}
 	}
 }
