@@ -16,9 +16,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/bench"
@@ -130,8 +133,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Hosts:             cfg.AllowedHosts,
 		KeepAlive:         cfg.KeepAlive,
 		RequestTimeout:    cfg.RequestTimeout,
-		MaxBatch:          cfg.MaxBatch,
 		SlowReaderTimeout: cfg.SlowReader,
+		MaxBatch:          cfg.MaxBatch,
 		MachineID:         cfg.MachineID,
 		Metrics:           stats,
 	}, reg, log)
@@ -281,7 +284,46 @@ func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Field values with control characters are quoted already; the
+		// message (a child's stderr line among them) is not, and a
+		// terminal would obey the escape sequences in it.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, FormatMessage: func(i any) string {
+			if i == nil {
+				return ""
+			}
+			return escapeControls(fmt.Sprint(i))
+		}}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// escapeControls writes control characters and invalid UTF-8 in s as Go
+// escapes (\x1b, \u0085), so that a log line cannot move the cursor, clear
+// the screen or forge another line on a terminal.
+func escapeControls(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
