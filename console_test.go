@@ -12,6 +12,7 @@ import (
 // log message; on a terminal its escape sequences must not reach the
 // screen, nor its carriage returns forge a line.
 func TestConsoleLogEscapesControlCharacters(t *testing.T) {
+	t.Setenv("NO_COLOR", "1") // colour codes are escapes of our own
 	var buf bytes.Buffer
 	log := newLogger(config.Config{LogFormat: "console", LogLevel: "info"}, &buf)
 	log.Info().Str("field", "a\x1b[2Jb").Msg("evil\x1b[2J\rforged\x07 \xff bell é")
