@@ -648,8 +648,9 @@ func (s *Session) finish(readErr error) {
 		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	if held := s.limit.Flush(); held > 0 {
-		s.log.Warn().Int("suppressed", held).Int64("dropped", s.dropped.Load()).Msgf("suppressed %d log lines", held)
+	// What the log rate held back is said once more at the end.
+	if held, dropped := s.limit.Flush(), s.dropped.Load(); held > 0 || dropped > 0 {
+		s.log.Warn().Int("suppressed", held).Int64("dropped", dropped).Msgf("suppressed %d log lines", held)
 	}
 	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration_ms", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {

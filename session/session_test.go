@@ -128,8 +128,8 @@ func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
 }
 
 // TestSessionClosesWhileItsStreamReaderStalls: a stream reader that is still
-// there but reads nothing holds the child back (back-pressure), but not a
-// Close.
+// there but reads nothing holds neither the child (the stream's oldest
+// messages fall off) nor a Close.
 func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
 	for _, tr := range []Transport{Streamable, HTTPSSE} {
 		t.Run(tr.String(), func(t *testing.T) {
