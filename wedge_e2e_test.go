@@ -56,9 +56,10 @@ func openRaw(t *testing.T, w *wrapper) string {
 	return id
 }
 
-// unreadRequest sends one request on a connection that never reads a byte
-// of the answer: a client that stopped reading.
-func unreadRequest(t *testing.T, w *wrapper, method, session, body string) {
+// unreadRequest sends one request on a connection that reads nothing of
+// the answer but, with headers, its status line: a client that stopped
+// reading.
+func unreadRequest(t *testing.T, w *wrapper, method, session, body string, headers bool) {
 	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(w.Base, "http://"))
 	if err != nil {
@@ -72,6 +73,13 @@ func unreadRequest(t *testing.T, w *wrapper, method, session, body string) {
 		method, strings.TrimPrefix(w.Base, "http://"), e2eToken, session, len(body), body)
 	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
+	}
+	if headers {
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		status := make([]byte, len("HTTP/1.1 200"))
+		if _, err := io.ReadFull(conn, status); err != nil || string(status) != "HTTP/1.1 200" {
+			t.Fatalf("%s: status %q %v, want 200", method, status, err)
+		}
 	}
 }
 
@@ -94,45 +102,79 @@ func streamStatus(t *testing.T, w *wrapper, session string) int {
 	return resp.StatusCode
 }
 
-// TestClientsThatStopReadingDoNotWedgeSessions: a GET stream and a POST's
-// streamed reply, both flooded by the child and read by nobody. The stream's
-// reader is cut after the slow-reader timeout (another may then listen),
-// DELETE answers for both sessions, and SIGTERM ends mcpwrap cleanly within
-// its budget.
-func TestClientsThatStopReadingDoNotWedgeSessions(t *testing.T) {
-	const note = `{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"` + "%s" + `"}}`
+// flooder is a child that floods what a client does not read: the
+// session's stream from its first request after initialize on (whose
+// answer never comes), or a tools/call's reply with progress.
+func flooder() []string {
 	pad := strings.Repeat("x", 1000)
-	w := startWrapper(t, launch{
-		env: map[string]string{"MCPWRAP_SLOW_READER_TIMEOUT": "2s", "MCPWRAP_SHUTDOWN_TIMEOUT": "9s"},
-		command: shServer(`
-	*'"method":"notifications/initialized"'*)
-		;;
+	return shServer(`
 	*'"method":"flood/stream"'*)
-		exec yes '` + fmt.Sprintf(note, pad) + `';;
+		exec yes '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"` + pad + `"}}';;
 	*'"method":"tools/call"'*)
-		exec yes '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1,"message":"` + pad + `"}}';;`),
-	})
+		exec yes '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":1,"message":"` + pad + `"}}';;`)
+}
 
-	streamed := openRaw(t, w)
-	unreadRequest(t, w, http.MethodGet, streamed, "")
-	// The child floods the stream from its next request on, whose answer
-	// never comes: that POST is left behind too.
-	unreadRequest(t, w, http.MethodPost, streamed, `{"jsonrpc":"2.0","id":2,"method":"flood/stream"}`)
+// stallStream opens a session whose GET stream nobody reads while the
+// child floods it.
+func stallStream(t *testing.T, w *wrapper) string {
+	t.Helper()
+	id := openRaw(t, w)
+	unreadRequest(t, w, http.MethodGet, id, "", true)
+	unreadRequest(t, w, http.MethodPost, id, `{"jsonrpc":"2.0","id":2,"method":"flood/stream"}`, false)
+	return id
+}
 
-	replied := openRaw(t, w)
-	unreadRequest(t, w, http.MethodPost, replied, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"t"}}}`)
+// stallReply opens a session with a call whose streamed reply nobody reads
+// while the child floods it.
+func stallReply(t *testing.T, w *wrapper) string {
+	t.Helper()
+	id := openRaw(t, w)
+	unreadRequest(t, w, http.MethodPost, id, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"t"}}}`, true)
+	return id
+}
 
-	// The stalled stream reader is cut, and the session goes on: a new
-	// reader may listen.
+// TestStalledReaderIsCutAndItsSessionGoesOn: a GET stream that nobody reads
+// is cut after the slow-reader timeout, and the session lives on: another
+// reader may listen.
+func TestStalledReaderIsCutAndItsSessionGoesOn(t *testing.T) {
+	w := startWrapper(t, launch{env: map[string]string{"MCPWRAP_SLOW_READER_TIMEOUT": "2s"}, command: flooder()})
+	id := stallStream(t, w)
+	// The stalled reader holds the stream: another GET is refused...
+	if status := streamStatus(t, w, id); status != http.StatusConflict {
+		t.Fatalf("GET beside the stalled reader: %d, want 409", status)
+	}
+	// ...until the stalled reader is cut.
 	deadline := time.Now().Add(30 * time.Second)
-	for streamStatus(t, w, streamed) != http.StatusOK {
+	for streamStatus(t, w, id) != http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatalf("the stalled stream reader was never cut: a second GET still gets 409\n%s", w.Logs.dump())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
 
-	for _, id := range []string{streamed, replied} {
+// TestClientsThatStopReadingDoNotWedgeSessions: streams and streamed
+// replies flooded by the child and read by nobody, with a slow-reader
+// timeout longer than any test: DELETE still answers, and SIGTERM ends
+// mcpwrap cleanly within its budget, streams of sessions not deleted
+// included.
+func TestClientsThatStopReadingDoNotWedgeSessions(t *testing.T) {
+	w := startWrapper(t, launch{
+		env:     map[string]string{"MCPWRAP_SLOW_READER_TIMEOUT": "1h", "MCPWRAP_SHUTDOWN_TIMEOUT": "9s"},
+		command: flooder(),
+	})
+	deleted := []string{stallStream(t, w), stallReply(t, w)}
+	kept := []string{stallStream(t, w), stallReply(t, w)}
+	// Let the floods fill every buffer between the child and the client:
+	// mcpwrap says so once its queue for the reader is full. (Where it
+	// says nothing, the wait ends anyway, and the checks below decide.)
+	for _, id := range append(deleted, kept...) {
+		_, _ = w.Logs.wait("a full queue", 10*time.Second, func(l logLine) bool {
+			return l.Str("session") == id && strings.Contains(l.Msg(), "queue")
+		})
+	}
+
+	for _, id := range deleted {
 		status, _, body := w.raw(t, rawReq{method: http.MethodDelete, session: id})
 		if status != http.StatusNoContent {
 			t.Fatalf("DELETE of a session with a stalled reader: %d %q", status, body)
