@@ -82,8 +82,9 @@ type Session struct {
 type call struct {
 	ex       *Exchange // nil over HTTP+SSE: the answer goes to the stream
 	clientID []byte
-	token    string    // progress token, if the request carried one
-	since    time.Time // when it was sent
+	token    string      // progress token, if the request carried one
+	since    time.Time   // when it was sent
+	timer    *time.Timer // answers it at the request timeout over HTTP+SSE; nil if none
 }
 
 // An Exchange is the requests one POST carried and the way back for
@@ -235,6 +236,14 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 			s.nextID++
 			childID := strconv.AppendInt(nil, s.nextID, 10)
 			s.calls[string(childID)] = c
+			if c.ex == nil && s.callLimit > 0 {
+				// Over HTTP+SSE no reply waits for the answer: the session
+				// itself gives up on it at the request timeout.
+				id := string(childID)
+				c.timer = time.AfterFunc(s.callLimit, func() {
+					s.expire(id, true, "request timed out after "+s.callLimit.String())
+				})
+			}
 			lines = append(lines, jsonrpc.OneLine(m.WithID(childID)))
 			childIDs = append(childIDs, string(childID))
 			continue
@@ -255,6 +264,16 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 		case <-ctx.Done():
 			// A child that stops reading must not hold the client forever;
 			// what was never written will never be answered.
+			if s.trans == HTTPSSE {
+				// Its answer belongs on the stream, which is still read.
+				why := "request not delivered: the client gave up on it"
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.callLimit > 0 {
+					why = "request timed out after " + s.callLimit.String()
+				}
+				for _, id := range childIDs[i:] {
+					s.expire(id, false, why)
+				}
+			}
 			s.forget(ex, childIDs[i:])
 			return nil, fmt.Errorf("writing to the child: %w", ctx.Err())
 		}
@@ -271,13 +290,42 @@ func (s *Session) forget(ex *Exchange, childIDs []string) {
 	defer s.mu.Unlock()
 	for _, id := range childIDs {
 		if c, ok := s.calls[id]; ok {
-			delete(s.calls, id)
-			if c.token != "" {
-				delete(s.progress, c.token)
-			}
+			s.dropCallLocked(id, c)
 		}
 	}
 	s.forgetLocked(ex)
+}
+
+// dropCallLocked forgets a call in flight.
+func (s *Session) dropCallLocked(childID string, c *call) {
+	delete(s.calls, childID)
+	if c.token != "" {
+		delete(s.progress, c.token)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// expire answers a call of an HTTP+SSE session on its stream with an error
+// and forgets it; with cancel, the child is told to stop working on it.
+func (s *Session) expire(childID string, cancel bool, why string) {
+	s.mu.Lock()
+	c, ok := s.calls[childID]
+	if ok {
+		s.dropCallLocked(childID, c)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return // answered meanwhile
+	}
+	if cancel {
+		select {
+		case s.stdin <- cancelled(childID, why):
+		default: // a child too busy to read will not act on it either
+		}
+	}
+	s.toStream(jsonrpc.ErrorResponse(c.clientID, jsonrpc.CodeInternalError, why), "")
 }
 
 // remapCancelLocked rewrites the requestId of a cancellation to the id the
@@ -462,13 +510,10 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 			s.warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked (or one given up on); dropped")
 			return
 		}
-		delete(s.calls, string(msg.ID))
+		s.dropCallLocked(string(msg.ID), c)
 		// A session is in use until its last answer, however long the
 		// call took: the idle clock starts now, not at the request.
 		s.lastActive = time.Now()
-		if c.token != "" {
-			delete(s.progress, c.token)
-		}
 		out = msg.WithID(c.clientID)
 		ex = c.ex
 		if ex != nil {
@@ -613,6 +658,9 @@ func (s *Session) finish(readErr error) {
 	s.mu.Unlock()
 	owed := map[*Exchange]int{}
 	for _, c := range calls {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
 		e := jsonrpc.ErrorResponse(c.clientID, codeSessionEnded, cause.Error())
 		if c.ex == nil {
 			s.toStream(e, "")
@@ -686,10 +734,7 @@ func (s *Session) Abandon(ex *Exchange, reason string) [][]byte {
 		if c.ex != ex {
 			continue
 		}
-		delete(s.calls, childID)
-		if c.token != "" {
-			delete(s.progress, c.token)
-		}
+		s.dropCallLocked(childID, c)
 		ids = append(ids, c.clientID)
 		notes = append(notes, cancelled(childID, reason))
 	}

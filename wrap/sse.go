@@ -123,11 +123,9 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, session.ErrEnded):
 			writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 		case r.Context().Err() == nil:
-			// The child would not read its input before the deadline:
-			// the answers go where every answer of this transport goes.
-			for _, a := range h.timedOut(s, requestIDs(msgs)) {
-				s.Reply(a)
-			}
+			// The child would not read its input before the deadline; the
+			// session has put the answers where every answer of this
+			// transport goes: on the stream.
 			w.WriteHeader(http.StatusAccepted)
 		}
 		return
