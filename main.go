@@ -18,10 +18,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/authserver"
@@ -144,26 +147,34 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			CloseGrace: cfg.CloseGrace,
 			TermGrace:  cfg.TermGrace,
 		},
-		MaxSessions: cfg.MaxSessions,
-		MaxQueue:    cfg.MaxQueue,
-		IdleTimeout: cfg.IdleTimeout,
-		MachineID:   cfg.MachineID,
-		Observer:    stats,
+		MaxSessions:         cfg.MaxSessions,
+		MaxQueue:            cfg.MaxQueue,
+		MaxQueuedBytes:      int64(cfg.MaxQueuedBytes),
+		MaxQueuedBytesTotal: int64(cfg.MaxQueuedTotal),
+		IdleTimeout:         cfg.IdleTimeout,
+		UnusedTimeout:       cfg.UnusedTimeout,
+		RequestTimeout:      cfg.RequestTimeout,
+		LogRate:             cfg.LogRate,
+		LogBurst:            10 * cfg.LogRate,
+		MachineID:           cfg.MachineID,
+		Observer:            stats,
 	}, log)
 	handler := wrap.New(wrap.Options{
-		Path:           cfg.Path,
-		SSEPath:        cfg.SSEPath,
-		MessagePath:    cfg.MessagePath,
-		Auth:           authn,
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxMessage:     cfg.MaxMessage,
-		MaxBodyBytes:   int64(cfg.MaxBodyTotal),
-		BodyTimeout:    cfg.BodyTimeout,
-		Hosts:          allowedHosts(cfg),
-		KeepAlive:      cfg.KeepAlive,
-		RequestTimeout: cfg.RequestTimeout,
-		MachineID:      cfg.MachineID,
-		Metrics:        stats,
+		Path:              cfg.Path,
+		SSEPath:           cfg.SSEPath,
+		MessagePath:       cfg.MessagePath,
+		Auth:              authn,
+		AllowedOrigins:    cfg.AllowedOrigins,
+		MaxMessage:        cfg.MaxMessage,
+		MaxBodyBytes:      int64(cfg.MaxBodyTotal),
+		BodyTimeout:       cfg.BodyTimeout,
+		Hosts:             allowedHosts(cfg),
+		KeepAlive:         cfg.KeepAlive,
+		RequestTimeout:    cfg.RequestTimeout,
+		SlowReaderTimeout: cfg.SlowReader,
+		MaxBatch:          cfg.MaxBatch,
+		MachineID:         cfg.MachineID,
+		Metrics:           stats,
 	}, reg, log)
 
 	if cfg.MetricsListen != "" {
@@ -395,7 +406,46 @@ func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 		}
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Field values with control characters are quoted already; the
+		// message (a child's stderr line among them) is not, and a
+		// terminal would obey the escape sequences in it.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, FormatMessage: func(i any) string {
+			if i == nil {
+				return ""
+			}
+			return escapeControls(fmt.Sprint(i))
+		}}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// escapeControls writes control characters and invalid UTF-8 in s as Go
+// escapes (\x1b, \u0085), so that a log line cannot move the cursor, clear
+// the screen or forge another line on a terminal.
+func escapeControls(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

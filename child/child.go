@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/internal/lines"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	CloseGrace time.Duration // after closing stdin, wait this long before SIGTERM; 0 means 2s
 	TermGrace  time.Duration // after SIGTERM to the group, wait this long before SIGKILL; 0 means 3s
 	TailLines  int           // stderr lines kept for crash reports; 0 means 20
+	// LogLimit bounds the stderr lines logged (nil: every one); the ones
+	// held back are counted in a "suppressed N lines" line. The tail kept
+	// for crash reports sees every line.
+	LogLimit *ratelog.Limiter
 }
 
 const (
@@ -598,10 +603,16 @@ func (c *Child) drainStderr() {
 		full := errors.Is(err, bufio.ErrBufferFull)
 		if len(line) > 0 && !skipping {
 			s := string(bytes.TrimRight(line, "\r\n"))
-			if full {
-				c.log.Info().Bool("truncated", true).Msg(s)
-			} else {
-				c.log.Info().Msg(s)
+			if ok, held := c.opts.LogLimit.Allow(); ok {
+				ev := c.log.Info()
+				if held > 0 {
+					// The line after a pause says how many were held back.
+					ev = ev.Int("suppressed", held)
+				}
+				if full {
+					ev = ev.Bool("truncated", true)
+				}
+				ev.Msg(s)
 			}
 			c.keepTail(s)
 		}

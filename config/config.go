@@ -16,7 +16,13 @@
 //	MCPWRAP_MAX_SESSIONS            1000               concurrent sessions; beyond it 503 with Retry-After
 //	MCPWRAP_SESSION_IDLE_TIMEOUT    30m                end sessions with no request for this long (0: never)
 //	MCPWRAP_MAX_MESSAGE_BYTES       16777216           largest request body and child stdout line
-//	MCPWRAP_MAX_QUEUED_MESSAGES     1024               messages held per session for a stream nobody reads
+//	MCPWRAP_MAX_QUEUED_MESSAGES     1024               deprecated (MCPWRAP_MAX_QUEUED_BYTES bounds queues); still caps a stream's queue
+//	MCPWRAP_MAX_QUEUED_BYTES        4194304            bytes held per session for its readers; beyond, the oldest stream messages drop
+//	MCPWRAP_MAX_QUEUED_BYTES_TOTAL  268435456          bytes held for readers across all sessions
+//	MCPWRAP_SLOW_READER_TIMEOUT     30s                cut a client whose stream does not take a write for this long (0: never)
+//	MCPWRAP_MAX_BATCH               100                most messages in one JSON-RPC batch; beyond, 400
+//	MCPWRAP_UNUSED_SESSION_TIMEOUT  2m                 end a session that had nothing but initialize for this long (0: never)
+//	MCPWRAP_LOG_LINES_PER_SECOND    100                log lines per session a second (child stderr, warnings), bursts of 10x; 0: no bound
 //	MCPWRAP_REQUEST_TIMEOUT         0                  give up on a request after this long (0: never)
 //	MCPWRAP_KEEPALIVE               25s                SSE comment interval on open streams
 //	MCPWRAP_CLOSE_GRACE             2s                 after closing a child's stdin, wait before SIGTERM
@@ -104,7 +110,13 @@ type Config struct {
 	MaxSessions    int           `env:"MAX_SESSIONS" envDefault:"1000" help:"most concurrent sessions"`
 	IdleTimeout    time.Duration `env:"SESSION_IDLE_TIMEOUT" envDefault:"30m" help:"end a session after this long without a request (0 never)"`
 	MaxMessage     int           `env:"MAX_MESSAGE_BYTES" envDefault:"16777216" help:"largest request body or child stdout line, in bytes"`
-	MaxQueue       int           `env:"MAX_QUEUED_MESSAGES" envDefault:"1024" help:"messages held per session for a stream nobody reads"`
+	MaxQueue       int           `env:"MAX_QUEUED_MESSAGES" envDefault:"1024" help:"deprecated: MAX_QUEUED_BYTES bounds queues; still caps the messages of a stream's queue"`
+	MaxQueuedBytes int           `env:"MAX_QUEUED_BYTES" envDefault:"4194304" help:"bytes held per session for its readers; beyond, the oldest stream messages drop"`
+	MaxQueuedTotal int           `env:"MAX_QUEUED_BYTES_TOTAL" envDefault:"268435456" help:"bytes held for readers across all sessions"`
+	SlowReader     time.Duration `env:"SLOW_READER_TIMEOUT" envDefault:"30s" help:"cut a client whose stream does not take a write for this long (0 never)"`
+	MaxBatch       int           `env:"MAX_BATCH" envDefault:"100" help:"most messages in one JSON-RPC batch; beyond, 400"`
+	UnusedTimeout  time.Duration `env:"UNUSED_SESSION_TIMEOUT" envDefault:"2m" help:"end a session that had nothing but initialize for this long (0 never)"`
+	LogRate        int           `env:"LOG_LINES_PER_SECOND" envDefault:"100" help:"log lines per session a second (child stderr and warnings), in bursts of ten times that; 0 no bound"`
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"0" help:"give up on a request after this long (0 never)"`
 	KeepAlive      time.Duration `env:"KEEPALIVE" envDefault:"25s" help:"interval of SSE keep-alive comments"`
 	CloseGrace     time.Duration `env:"CLOSE_GRACE" envDefault:"2s" help:"after closing a child's stdin, wait this long before SIGTERM"`
@@ -239,6 +251,12 @@ func (c Config) validate() error {
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
+	}
+	if c.MaxQueuedBytes < 1 || c.MaxQueuedTotal < c.MaxQueuedBytes {
+		return fmt.Errorf("%w: MCPWRAP_MAX_QUEUED_BYTES must be positive and MCPWRAP_MAX_QUEUED_BYTES_TOTAL at least as large", ErrUsage)
+	}
+	if c.SlowReader < 0 || c.MaxBatch < 1 || c.UnusedTimeout < 0 || c.LogRate < 0 {
+		return fmt.Errorf("%w: MCPWRAP_MAX_BATCH must be positive; MCPWRAP_SLOW_READER_TIMEOUT, MCPWRAP_UNUSED_SESSION_TIMEOUT and MCPWRAP_LOG_LINES_PER_SECOND not negative", ErrUsage)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tenants {

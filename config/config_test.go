@@ -384,3 +384,24 @@ func TestAcceptedPathsRegister(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueBatchAndTimeoutBounds(t *testing.T) {
+	cfg, err := Load([]string{"--", "server"}, vars(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxQueuedBytes != 4<<20 || cfg.MaxQueuedTotal != 256<<20 || cfg.SlowReader != 30*time.Second ||
+		cfg.MaxBatch != 100 || cfg.UnusedTimeout != 2*time.Minute || cfg.LogRate != 100 || cfg.MaxQueue != 1024 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	for _, bad := range []map[string]string{
+		{"MCPWRAP_MAX_QUEUED_BYTES": "8388608", "MCPWRAP_MAX_QUEUED_BYTES_TOTAL": "4194304"},
+		{"MCPWRAP_MAX_BATCH": "-1"},
+		{"MCPWRAP_SLOW_READER_TIMEOUT": "-1s"},
+		{"MCPWRAP_LOG_LINES_PER_SECOND": "-5"},
+	} {
+		if _, err := Load([]string{"--", "server"}, vars(bad), io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/rs/zerolog"
 )
 
@@ -14,17 +15,32 @@ type Options struct {
 	Command     child.Command
 	Child       child.Options
 	MaxSessions int
-	MaxQueue    int           // messages held for a stream nobody reads
-	IdleTimeout time.Duration // end sessions without a request for this long; 0 never
-	MachineID   string        // the instance this registry runs on; session ids name it (see MachineOf)
-	Observer    Observer      // optional
+	MaxQueue    int // messages held for a stream nobody reads (deprecated: bytes bound it)
+	// MaxQueuedBytes bounds the bytes one session holds for its readers
+	// (its stream and its replies); MaxQueuedBytesTotal bounds them across
+	// sessions. 0 picks 4 MiB and 256 MiB.
+	MaxQueuedBytes      int64
+	MaxQueuedBytesTotal int64
+	IdleTimeout         time.Duration // end sessions without a request for this long; 0 never
+	// UnusedTimeout ends sooner a session that never had a request besides
+	// initialize (0: only IdleTimeout applies).
+	UnusedTimeout time.Duration
+	// RequestTimeout, when set, is how long a call in flight keeps its
+	// session from idling out.
+	RequestTimeout time.Duration
+	// LogRate bounds the log lines of one session (its child's stderr and
+	// the warnings about it) a second, in bursts of LogBurst; 0 no bound.
+	LogRate, LogBurst int
+	MachineID         string   // the instance this registry runs on; session ids name it (see MachineOf)
+	Observer          Observer // optional
 }
 
 // Registry holds the live sessions by id.
 type Registry struct {
-	opts Options
-	log  zerolog.Logger
-	wg   sync.WaitGroup // one per live session, until it has ended
+	opts   Options
+	log    zerolog.Logger
+	queued *budget        // bytes held for readers across every session
+	wg     sync.WaitGroup // one per live session, until it has ended
 
 	mu       sync.Mutex // guards the fields below
 	sessions map[string]*Session
@@ -38,7 +54,19 @@ func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueue < 1 {
 		opts.MaxQueue = 1024
 	}
-	return &Registry{opts: opts, log: log, sessions: map[string]*Session{}, empty: time.Now()}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = 4 << 20
+	}
+	if opts.MaxQueuedBytesTotal <= 0 {
+		opts.MaxQueuedBytesTotal = 256 << 20
+	}
+	return &Registry{opts: opts, log: log, queued: newBudget(opts.MaxQueuedBytesTotal, nil), sessions: map[string]*Session{}, empty: time.Now()}
+}
+
+// QueuedBytes is how many bytes every session together holds for its
+// readers now.
+func (r *Registry) QueuedBytes() int64 {
+	return r.queued.Used()
 }
 
 // Owner is who a session belongs to: a tenant and, when someone signed in,
@@ -79,7 +107,10 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	if len(owner.Env) > 0 {
 		cmd.Env = append(append([]string(nil), cmd.Env...), owner.Env...)
 	}
-	c, err := child.Start(cmd, r.opts.Child, log)
+	limit := ratelog.New(r.opts.LogRate, r.opts.LogBurst)
+	copts := r.opts.Child
+	copts.LogLimit = limit
+	c, err := child.Start(cmd, copts, log)
 	if err != nil {
 		r.mu.Lock()
 		r.starting--
@@ -93,7 +124,7 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	if r.opts.Observer != nil {
 		r.opts.Observer.SessionStarted(owner.Tenant)
 	}
-	s := newSession(id, owner, c, r.opts, log, t, r.remove)
+	s := newSession(id, owner, c, r.opts, log, t, r.remove, newBudget(r.opts.MaxQueuedBytes, r.queued), limit)
 	r.mu.Lock()
 	r.starting--
 	r.sessions[id] = s
@@ -210,14 +241,21 @@ func (r *Registry) Close(ctx context.Context) error {
 // passed, for killed children to be reaped.
 const registryReapWait = 500 * time.Millisecond
 
-// ReapIdle ends sessions idle past the idle timeout until ctx ends. Only
-// requests count as activity: an open stream with keep-alives does not keep
-// a session (or the machine under it) awake.
+// ReapIdle ends sessions idle past the idle timeout until ctx ends, and
+// sessions never used beyond initialize past the (shorter) unused timeout.
+// Only requests count as activity: an open stream with keep-alives does not
+// keep a session (or the machine under it) awake.
 func (r *Registry) ReapIdle(ctx context.Context) {
-	if r.opts.IdleTimeout <= 0 {
+	every := 30 * time.Second
+	for _, d := range []time.Duration{r.opts.IdleTimeout, r.opts.UnusedTimeout} {
+		if d > 0 {
+			every = min(every, d/4)
+		}
+	}
+	if r.opts.IdleTimeout <= 0 && r.opts.UnusedTimeout <= 0 {
 		return
 	}
-	tick := time.NewTicker(min(r.opts.IdleTimeout/4, 30*time.Second))
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -232,10 +270,17 @@ func (r *Registry) ReapIdle(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, s := range live {
-			last, idle := s.idleSince()
-			if idle && time.Since(last) > r.opts.IdleTimeout {
-				s.log.Info().Dur("idle", time.Since(last)).Msg("ending idle session")
+			last, idle, used := s.idleSince()
+			if !idle {
+				continue
+			}
+			switch since := time.Since(last); {
+			case r.opts.IdleTimeout > 0 && since > r.opts.IdleTimeout:
+				s.log.Info().Dur("idle_ms", since).Msg("ending idle session")
 				go s.closeFor(context.Background(), causeIdle)
+			case !used && r.opts.UnusedTimeout > 0 && since > r.opts.UnusedTimeout:
+				s.log.Info().Dur("idle_ms", since).Msg("ending a session never used beyond initialize")
+				go s.closeFor(context.Background(), causeUnused)
 			}
 		}
 	}

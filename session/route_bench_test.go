@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
@@ -50,8 +51,7 @@ func BenchmarkRoundTripSession(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for range ex.Messages() {
-		}
+		readAll(ex.Events(), time.Minute)
 	}
 }
 
@@ -75,8 +75,7 @@ func BenchmarkRoundTripSessionParallel(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			for range ex.Messages() {
-			}
+			readAll(ex.Events(), time.Minute)
 		}
 	})
 }

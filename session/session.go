@@ -15,9 +15,12 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mcpwrap/mcpwrap/child"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
@@ -52,17 +55,17 @@ type Session struct {
 	started  time.Time
 	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
 	observer Observer
+	queued   *budget          // bytes held for this session's readers
+	limit    *ratelog.Limiter // shared with the child's stderr
+	dropped  atomic.Int64     // stream messages dropped and not yet reported
+	// callLimit is the request timeout: a call older than it no longer
+	// keeps the session from idling out (0: a call always does).
+	callLimit time.Duration
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
-	stream chan []byte   // server-initiated messages for the session's own stream
+	stream *EventLog     // server-initiated messages for the session's own stream
 	done   chan struct{} // closed once the session has ended and every exchange is answered
 	cause  error         // why the session ended; written before done is closed
-
-	// quit is closed when someone asks the session to close. The router
-	// watches it wherever it waits for a reader, so that a reader who
-	// stalls cannot keep the session from ending.
-	quit     chan struct{}
-	quitOnce sync.Once
 
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
@@ -72,6 +75,7 @@ type Session struct {
 	inflight   []*Exchange          // exchanges still owed a response, oldest first
 	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
 	lastActive time.Time
+	used       bool   // it got more than initialize and notifications/initialized
 	reason     string // why the session is being closed, if someone closes it
 }
 
@@ -79,13 +83,15 @@ type Session struct {
 type call struct {
 	ex       *Exchange // nil over HTTP+SSE: the answer goes to the stream
 	clientID []byte
-	token    string // progress token, if the request carried one
+	token    string      // progress token, if the request carried one
+	since    time.Time   // when it was sent
+	timer    *time.Timer // answers it at the request timeout over HTTP+SSE; nil if none
 }
 
 // An Exchange is the requests one POST carried and the way back for
-// everything related to them. Messages is closed after the last response.
+// everything related to them. Its log ends after the last response.
 type Exchange struct {
-	out      chan Outbound
+	log      *EventLog
 	detached chan struct{}
 	once     sync.Once
 	owed     int // responses still to come; guarded by the session's mu
@@ -98,14 +104,20 @@ type Outbound struct {
 	Error    bool   // it is an error response
 }
 
-// Messages delivers the child's messages for this exchange in the order the
-// child wrote them, responses among them; it is closed after the last one.
-func (e *Exchange) Messages() <-chan Outbound { return e.out }
+// Events holds the child's messages for this exchange in the order the
+// child wrote them, responses among them; it ends (io.EOF) after the last
+// one, or with ErrLagged when its reader fell too far behind.
+func (e *Exchange) Events() *EventLog { return e.log }
 
 // Detach tells the session nobody reads this exchange any more. A dropped
 // connection is not a cancellation: the child keeps working, and what it
 // sends for the exchange is discarded.
-func (e *Exchange) Detach() { e.once.Do(func() { close(e.detached) }) }
+func (e *Exchange) Detach() { e.detach(io.EOF) }
+
+func (e *Exchange) detach(why error) {
+	e.once.Do(func() { close(e.detached) })
+	e.log.cut(why)
+}
 
 // Transport is the MCP transport a session is served over; it decides where
 // the child's messages go.
@@ -158,8 +170,11 @@ func (s *Session) Err() error {
 
 // newSession pairs a started child with a new client session; run starts
 // serving it.
-func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session)) *Session {
+func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolog.Logger, t Transport, onEnd func(*Session), queued *budget, limit *ratelog.Limiter) *Session {
 	s := &Session{
+		queued:     queued,
+		limit:      limit,
+		callLimit:  opts.RequestTimeout,
 		id:         id,
 		tenant:     owner.Tenant,
 		user:       owner.User,
@@ -169,9 +184,8 @@ func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolo
 		started:    time.Now(),
 		onEnd:      onEnd,
 		stdin:      make(chan []byte, 64),
-		stream:     make(chan []byte, opts.MaxQueue),
+		stream:     newEventLog(queued, opts.MaxQueue),
 		done:       make(chan struct{}),
-		quit:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
@@ -203,12 +217,15 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 	s.lastActive = time.Now()
 	for i := range msgs {
 		m := &msgs[i]
+		if m.Method != "initialize" && m.Method != "notifications/initialized" {
+			s.used = true
+		}
 		switch {
 		case m.Kind == jsonrpc.Request:
-			c := &call{clientID: bytes.Clone(m.ID)}
+			c := &call{clientID: bytes.Clone(m.ID), since: s.lastActive}
 			if s.trans != HTTPSSE {
 				if ex == nil {
-					ex = &Exchange{out: make(chan Outbound, 16), detached: make(chan struct{})}
+					ex = &Exchange{log: newEventLog(s.queued, 0), detached: make(chan struct{})}
 					s.inflight = append(s.inflight, ex)
 				}
 				ex.owed++
@@ -221,6 +238,14 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 			s.nextID++
 			childID := strconv.AppendInt(nil, s.nextID, 10)
 			s.calls[string(childID)] = c
+			if c.ex == nil && s.callLimit > 0 {
+				// Over HTTP+SSE no reply waits for the answer: the session
+				// itself gives up on it at the request timeout.
+				id := string(childID)
+				c.timer = time.AfterFunc(s.callLimit, func() {
+					s.expire(id, true, "request timed out after "+s.callLimit.String())
+				})
+			}
 			lines = append(lines, jsonrpc.OneLine(m.WithID(childID)))
 			childIDs = append(childIDs, string(childID))
 			continue
@@ -241,6 +266,16 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 		case <-ctx.Done():
 			// A child that stops reading must not hold the client forever;
 			// what was never written will never be answered.
+			if s.trans == HTTPSSE {
+				// Its answer belongs on the stream, which is still read.
+				why := "request not delivered: the client gave up on it"
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.callLimit > 0 {
+					why = "request timed out after " + s.callLimit.String()
+				}
+				for _, id := range childIDs[i:] {
+					s.expire(id, false, why)
+				}
+			}
 			s.forget(ex, childIDs[i:])
 			return nil, fmt.Errorf("writing to the child: %w", ctx.Err())
 		}
@@ -257,13 +292,42 @@ func (s *Session) forget(ex *Exchange, childIDs []string) {
 	defer s.mu.Unlock()
 	for _, id := range childIDs {
 		if c, ok := s.calls[id]; ok {
-			delete(s.calls, id)
-			if c.token != "" {
-				delete(s.progress, c.token)
-			}
+			s.dropCallLocked(id, c)
 		}
 	}
 	s.forgetLocked(ex)
+}
+
+// dropCallLocked forgets a call in flight.
+func (s *Session) dropCallLocked(childID string, c *call) {
+	delete(s.calls, childID)
+	if c.token != "" {
+		delete(s.progress, c.token)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// expire answers a call of an HTTP+SSE session on its stream with an error
+// and forgets it; with cancel, the child is told to stop working on it.
+func (s *Session) expire(childID string, cancel bool, why string) {
+	s.mu.Lock()
+	c, ok := s.calls[childID]
+	if ok {
+		s.dropCallLocked(childID, c)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return // answered meanwhile
+	}
+	if cancel {
+		select {
+		case s.stdin <- cancelled(childID, why):
+		default: // a child too busy to read will not act on it either
+		}
+	}
+	s.toStream(jsonrpc.ErrorResponse(c.clientID, jsonrpc.CodeInternalError, why), "")
 }
 
 // remapCancelLocked rewrites the requestId of a cancellation to the id the
@@ -282,8 +346,10 @@ func (s *Session) remapCancelLocked(m *jsonrpc.Message) []byte {
 }
 
 // Listen makes the caller the reader of the session's stream; release gives
-// it up. Only one reader at a time: a second gets ErrStreamBusy.
-func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
+// it up. Only one reader at a time: a second gets ErrStreamBusy. What the
+// child sends while nobody listens waits in the stream's log, within the
+// session's byte budget; the oldest falls off first.
+func (s *Session) Listen() (stream *EventLog, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -300,6 +366,10 @@ func (s *Session) Listen() (stream <-chan []byte, release func(), err error) {
 		if s.listener == gone {
 			close(gone)
 			s.listener = nil
+			if s.closing {
+				// Nobody else may listen now: what is left is nobody's.
+				s.stream.cut(io.EOF)
+			}
 		}
 	}, nil
 }
@@ -315,6 +385,7 @@ func (s *Session) Close(ctx context.Context) error {
 const (
 	causeClosed    = "closed"     // the client ended it (DELETE, or its HTTP+SSE stream closed)
 	causeIdle      = "idle"       // no request for the idle timeout
+	causeUnused    = "unused"     // nothing but initialize for the unused-session timeout
 	causeShutdown  = "shutdown"   // mcpwrap is stopping
 	causeChildExit = "child_exit" // the child exited by itself
 	causeError     = "error"      // the child broke the protocol (a line over the limit)
@@ -335,7 +406,6 @@ func (s *Session) markClosing(cause string) {
 		s.reason = cause
 	}
 	s.mu.Unlock()
-	s.quitOnce.Do(func() { close(s.quit) })
 }
 
 func (s *Session) closeFor(ctx context.Context, cause string) error {
@@ -349,13 +419,23 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 	return err
 }
 
-// idleSince reports when the session last had a request, and whether it
-// may be ended for idleness: not while busy (a request in flight is never
-// idle, however long the tool runs), nor once it is closing already.
-func (s *Session) idleSince() (time.Time, bool) {
+// idleSince reports when the session last had a request, whether it may be
+// ended for idleness, and whether it was ever used beyond initialize. It is
+// not idle while busy (a request in flight is never idle, however long the
+// tool runs) unless the request timeout has passed for every call in flight,
+// nor once it is closing already.
+func (s *Session) idleSince() (last time.Time, idle, used bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastActive, len(s.calls) == 0 && !s.closing
+	if s.closing {
+		return s.lastActive, false, s.used
+	}
+	for _, c := range s.calls {
+		if s.callLimit <= 0 || time.Since(c.since) < s.callLimit {
+			return s.lastActive, false, s.used
+		}
+	}
+	return s.lastActive, true, s.used
 }
 
 // write is the one writer of the child's stdin. It flushes whenever it has
@@ -403,9 +483,14 @@ func (s *Session) route() {
 			cause = err
 			break
 		}
+		if !utf8.Valid(line) {
+			// Passed on as it is, a response would be lost to a client
+			// whose decoder refuses it; U+FFFD keeps it readable.
+			line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+		}
 		msg, err := jsonrpc.Parse(line)
 		if err != nil {
-			s.log.Warn().Err(err).Str("line", preview(line)).Msg("child wrote a line that is not JSON-RPC; dropped")
+			s.warn().Err(err).Str("line", preview(line)).Msg("child wrote a line that is not JSON-RPC; dropped")
 			continue
 		}
 		s.deliver(&msg)
@@ -424,16 +509,13 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 		c, ok := s.calls[string(msg.ID)]
 		if !ok {
 			s.mu.Unlock()
-			s.log.Warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked; dropped")
+			s.warn().Str("id", string(msg.ID)).Msg("child answered a request nobody asked (or one given up on); dropped")
 			return
 		}
-		delete(s.calls, string(msg.ID))
+		s.dropCallLocked(string(msg.ID), c)
 		// A session is in use until its last answer, however long the
 		// call took: the idle clock starts now, not at the request.
 		s.lastActive = time.Now()
-		if c.token != "" {
-			delete(s.progress, c.token)
-		}
 		out = msg.WithID(c.clientID)
 		ex = c.ex
 		if ex != nil {
@@ -462,15 +544,44 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		if !offer(ex.out, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, ex.detached, s.quit) {
-			s.log.Debug().Str("method", msg.Method).Msg("client left its request, or the session is closing; message dropped")
-		}
+		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method)
 		if last {
-			close(ex.out)
+			ex.log.close()
 		}
 	default:
 		s.toStream(out, msg.Method)
 	}
+}
+
+// toExchange appends a message to an exchange's log. It never waits: a
+// reader so far behind that the session's budget is full is cut, and the
+// session goes on without it.
+func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
+	select {
+	case <-ex.detached:
+		s.log.Debug().Str("method", method).Msg("client left its request; message dropped")
+		return
+	default:
+	}
+	if taken, _ := ex.log.append(o, false); !taken {
+		ex.detach(ErrLagged)
+		s.warn().Str("method", method).Int64("queued_bytes", s.queued.Used()).Msg("a reply's reader fell behind the session's queue bound; reader cut")
+	}
+}
+
+// warn is a warning about the session, within its log rate: nil (which
+// logs nothing) when over it. The first one allowed after a pause says how
+// many were held back.
+func (s *Session) warn() *zerolog.Event {
+	ok, held := s.limit.Allow()
+	if !ok {
+		return nil
+	}
+	ev := s.log.Warn()
+	if held > 0 {
+		ev = ev.Int("suppressed", held)
+	}
+	return ev
 }
 
 // requestScoped names the notifications that belong to the request being
@@ -500,50 +611,20 @@ func (s *Session) forgetLocked(ex *Exchange) {
 	}
 }
 
-// offer hands v to a reader's channel. It waits for room only while the
-// reader may still take it: not once the reader is gone, nor once the
-// session is asked to close. It reports whether v was taken.
-func offer[T any](ch chan<- T, v T, gone, quit <-chan struct{}) bool {
-	// Room now wins over a quit that has already happened: a closing
-	// session still delivers what its readers have room for.
-	select {
-	case ch <- v:
-		return true
-	default:
-	}
-	select {
-	case ch <- v:
-		return true
-	case <-gone:
-	case <-quit:
-	}
-	return false
-}
-
-// toStream queues a message for the session's stream. With a reader there,
-// the child waits for it (back-pressure), and an HTTP+SSE session's child
-// waits for its one reader to come; without one, the message waits in a
-// bounded queue, and what overflows it is dropped with a warning. Nothing
-// waits once the session is asked to close.
+// toStream appends a message to the session's stream. It never waits: when
+// the session's byte budget (or the message bound) is full, the oldest
+// messages fall off, with a warning within the session's log rate.
 func (s *Session) toStream(out []byte, method string) {
-	s.mu.Lock()
-	gone := s.listener
-	s.mu.Unlock()
-	if gone != nil || s.trans == HTTPSSE {
-		if offer(s.stream, out, gone, s.quit) {
-			return
-		}
-		select {
-		case <-s.quit:
-			s.log.Debug().Str("method", method).Msg("session closing and its stream full; message dropped")
-			return
-		default:
+	taken, fell := s.stream.append(Outbound{Data: out}, true)
+	if fell > 0 {
+		// One warning says how many fell since the last one it could say.
+		if n := s.dropped.Add(int64(fell)); s.limit.Would() {
+			s.dropped.Add(-n)
+			s.warn().Str("method", method).Int64("dropped", n).Int64("queued_bytes", s.queued.Used()).Msg("stream queue full; oldest messages dropped")
 		}
 	}
-	select {
-	case s.stream <- out:
-	default:
-		s.log.Warn().Str("method", method).Int("queued", len(s.stream)).Msg("no stream open and the queue is full; message dropped")
+	if !taken {
+		s.log.Debug().Str("method", method).Msg("stream ended; message dropped")
 	}
 }
 
@@ -579,21 +660,28 @@ func (s *Session) finish(readErr error) {
 	s.mu.Unlock()
 	owed := map[*Exchange]int{}
 	for _, c := range calls {
+		if c.timer != nil {
+			c.timer.Stop()
+		}
 		e := jsonrpc.ErrorResponse(c.clientID, codeSessionEnded, cause.Error())
 		if c.ex == nil {
 			s.toStream(e, "")
 			continue
 		}
-		// A reader that stalls holds the end only until someone asks
-		// the session to close.
-		offer(c.ex.out, Outbound{Data: e, Response: true, Error: true}, c.ex.detached, s.quit)
+		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "")
 		owed[c.ex]++
 	}
 	for ex, n := range owed {
 		if ex.owed == n {
-			close(ex.out)
+			ex.log.close()
 		}
 	}
+	s.mu.Lock()
+	s.stream.close()
+	if s.listener == nil {
+		s.stream.cut(io.EOF) // nobody is there to read it, and nobody may come
+	}
+	s.mu.Unlock()
 
 	s.mu.Lock()
 	reason := s.reason
@@ -610,7 +698,11 @@ func (s *Session) finish(readErr error) {
 		// Nobody asked the child to go: its last words say why it did.
 		ev = s.log.Warn().Strs("stderr_tail", s.child.StderrTail())
 	}
-	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
+	// What the log rate held back is said once more at the end.
+	if held, dropped := s.limit.Flush(), s.dropped.Load(); held > 0 || dropped > 0 {
+		s.log.Warn().Int("suppressed", held).Int64("dropped", dropped).Msgf("suppressed %d log lines", held)
+	}
+	ev.Int("pid", s.child.Pid()).Str("exit", exit.String()).Str("cause", reason).Dur("duration_ms", time.Since(s.started)).Int("in_flight", len(calls)).Msg("session ended")
 	if s.observer != nil {
 		s.observer.SessionEnded(s.tenant, reason, exit.String())
 	}
@@ -644,10 +736,7 @@ func (s *Session) Abandon(ex *Exchange, reason string) [][]byte {
 		if c.ex != ex {
 			continue
 		}
-		delete(s.calls, childID)
-		if c.token != "" {
-			delete(s.progress, c.token)
-		}
+		s.dropCallLocked(childID, c)
 		ids = append(ids, c.clientID)
 		notes = append(notes, cancelled(childID, reason))
 	}

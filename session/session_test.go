@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,10 @@ import (
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 	"github.com/rs/zerolog"
 )
+
+// sessQueueBytes is the session byte budget of sessStart: small, so that
+// the tests reach it.
+const sessQueueBytes = 64 << 10
 
 // sessOptions are small bounds, so that the tests reach them.
 var sessOptions = Options{
@@ -36,7 +41,7 @@ func sessStartOver(t testing.TB, tr Transport, script string, args ...string) *S
 	if err != nil {
 		t.Fatalf("starting %q: %v", script, err)
 	}
-	s := newSession("test", Owner{}, c, sessOptions, zerolog.Nop(), tr, nil)
+	s := newSession("test", Owner{}, c, sessOptions, zerolog.Nop(), tr, nil, newBudget(sessQueueBytes, nil), nil)
 	s.run()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -57,22 +62,37 @@ func sessMsg(t testing.TB, line string) jsonrpc.Message {
 	return m
 }
 
+// readAll reads a log by cursor until it ends or limit passes, and returns
+// what it read and how it ended (nil when limit passed).
+func readAll(l *EventLog, limit time.Duration) ([]Outbound, error) {
+	var out []Outbound
+	var cursor int64
+	deadline := time.After(limit)
+	for {
+		got, ready, err := l.After(cursor)
+		for _, ev := range got {
+			cursor = ev.ID
+			out = append(out, ev.Outbound)
+		}
+		if err != nil {
+			return out, err
+		}
+		select {
+		case <-ready:
+		case <-deadline:
+			return out, nil
+		}
+	}
+}
+
 // sessCollect reads an exchange until its last response, within a bound.
 func sessCollect(t testing.TB, ex *Exchange) []Outbound {
 	t.Helper()
-	var out []Outbound
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case m, ok := <-ex.Messages():
-			if !ok {
-				return out
-			}
-			out = append(out, m)
-		case <-deadline:
-			t.Fatalf("exchange not finished within 10s; got %d messages", len(out))
-		}
+	out, err := readAll(ex.Events(), 10*time.Second)
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("exchange not finished within 10s (%v); got %d messages", err, len(out))
 	}
+	return out
 }
 
 // sessWaitDone fails the test unless the session ends within a generous
@@ -100,7 +120,7 @@ func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, "the stream's queue to fill", func() bool { return len(s.stream) == cap(s.stream) })
+	testkit.Eventually(t, "the stream's queue to fill", func() bool { return s.stream.Len() == sessOptions.MaxQueue })
 	// What the door does when the client hangs up.
 	release()
 	s.End()
@@ -108,8 +128,8 @@ func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
 }
 
 // TestSessionClosesWhileItsStreamReaderStalls: a stream reader that is still
-// there but reads nothing holds the child back (back-pressure), but not a
-// Close.
+// there but reads nothing holds neither the child (the stream's oldest
+// messages fall off) nor a Close.
 func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
 	for _, tr := range []Transport{Streamable, HTTPSSE} {
 		t.Run(tr.String(), func(t *testing.T) {
@@ -119,7 +139,7 @@ func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer release()
-			testkit.Eventually(t, "the stream's queue to fill", func() bool { return len(s.stream) == cap(s.stream) })
+			testkit.Eventually(t, "the stream's queue to fill", func() bool { return s.stream.Len() == sessOptions.MaxQueue })
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			if err := s.Close(ctx); err != nil {
@@ -137,14 +157,23 @@ func TestSessionClosesWhileAnExchangeReaderStalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, "the exchange's queue to fill", func() bool { return len(ex.out) == cap(ex.out) })
+	testkit.Eventually(t, "the exchange's reader to be cut", func() bool {
+		select {
+		case <-ex.detached:
+			return true
+		default:
+			return false
+		}
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close with a stalled exchange reader: %v", err)
 	}
 	// The exchange is finished too: its reader is not left waiting.
-	sessCollect(t, ex)
+	if _, err := readAll(ex.Events(), 10*time.Second); !errors.Is(err, ErrLagged) {
+		t.Errorf("the stalled exchange ended with %v, want ErrLagged", err)
+	}
 }
 
 func TestSessionEndAnswersRequestsInFlight(t *testing.T) {
@@ -279,19 +308,14 @@ func FuzzRoute(f *testing.F) {
 			t.Errorf("%d responses to one request", responses)
 		}
 		// Whatever is left for the stream stays within its bound.
-		if n := len(s.stream); n > sessOptions.MaxQueue {
+		if n := s.stream.Len(); n > sessOptions.MaxQueue {
 			t.Errorf("%d messages queued, bound %d", n, sessOptions.MaxQueue)
 		}
-		for {
-			select {
-			case data := <-s.stream:
-				if _, err := jsonrpc.Parse(data); err != nil {
-					t.Errorf("queued a message that is not JSON-RPC: %q", data)
-				}
-				continue
-			default:
+		queued, _, _ := s.stream.After(0)
+		for _, ev := range queued {
+			if _, err := jsonrpc.Parse(ev.Data); err != nil {
+				t.Errorf("queued a message that is not JSON-RPC: %q", ev.Data)
 			}
-			break
 		}
 		select {
 		case <-s.Done():

@@ -6,13 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 func TestMetricsCountSessionsAndRequests(t *testing.T) {

@@ -5,7 +5,10 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 )
 
@@ -55,4 +58,106 @@ func accepts(r *http.Request, mediaType string) bool {
 		}
 	}
 	return false
+}
+
+// endGrace is how long a response may take to write what is left once its
+// session has ended: a client that stopped reading must not hold a
+// shutdown for the whole slow-reader timeout.
+const endGrace = time.Second
+
+// A writeGuard gives every write of one response a deadline, so that a
+// client that stops reading is cut after a bounded time instead of holding
+// its handler (and a shutdown waiting for it) forever. It is the one place
+// that sets the connection's write deadline.
+type writeGuard struct {
+	rc      *http.ResponseController
+	timeout time.Duration // per write; 0: none
+
+	mu    sync.Mutex // guards the fields below
+	endBy time.Time  // no write may end later than this; zero: no such bound
+	done  bool       // the handler is returning; the connection is not ours
+}
+
+func newWriteGuard(w http.ResponseWriter, timeout time.Duration) *writeGuard {
+	return &writeGuard{rc: http.NewResponseController(w), timeout: timeout}
+}
+
+// arm sets the deadline for the next write.
+func (g *writeGuard) arm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var d time.Time
+	if g.timeout > 0 {
+		d = time.Now().Add(g.timeout)
+	}
+	if !g.endBy.IsZero() && (d.IsZero() || g.endBy.Before(d)) {
+		d = g.endBy
+	}
+	if !d.IsZero() {
+		_ = g.rc.SetWriteDeadline(d)
+	}
+}
+
+// hurry bounds every write from now on, the one under way included, to
+// grace. Another goroutine may call it while a write blocks.
+func (g *writeGuard) hurry(grace time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return
+	}
+	g.endBy = time.Now().Add(grace)
+	_ = g.rc.SetWriteDeadline(g.endBy)
+}
+
+// watch hurries the response once done is closed; stop ends the watch and
+// clears the deadline, and must be called before the handler returns, as
+// the connection may serve another request afterwards.
+func (g *writeGuard) watch(done <-chan struct{}) (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-done:
+			g.hurry(endGrace)
+		case <-quit:
+		}
+	}()
+	return func() {
+		close(quit)
+		wg.Wait()
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.done = true
+		_ = g.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
+// sseWriter is the one event-stream writer (internal/sse) with every write
+// bounded by the response's guard.
+type sseWriter struct {
+	w *sse.Writer
+	g *writeGuard
+}
+
+// startSSE sends the stream's headers at once: a client (and every proxy on
+// the way) learns the stream is open before the first event exists. Every
+// write is bounded by g.
+func startSSE(w http.ResponseWriter, g *writeGuard) *sseWriter {
+	g.arm()
+	return &sseWriter{w: sse.Start(w), g: g}
+}
+
+// event writes one event.
+func (s *sseWriter) event(name string, data []byte) error {
+	s.g.arm()
+	return s.w.Event(sse.Event{Name: name, Data: data})
+}
+
+// comment writes a keep-alive that clients ignore and proxies see as traffic.
+func (s *sseWriter) comment() error {
+	s.g.arm()
+	return s.w.Comment()
 }

@@ -2,7 +2,6 @@ package wrap
 
 import (
 	"errors"
-	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http"
 	"net/url"
 	"path"
@@ -45,11 +44,13 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	events := sse.Start(w)
-	if events.Event(sse.Event{Name: "endpoint", Data: []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))}) != nil {
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	sse := startSSE(w, g)
+	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
 		return
 	}
-	h.pump(r.Context(), events, s, stream)
+	h.pump(r.Context(), sse, stream)
 }
 
 // messageURL is the URI the endpoint event announces, as the client will
@@ -104,6 +105,9 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noteMessages(r, msgs, len(body))
+	if !h.batchFits(w, msgs, len(msgs) > 1) {
+		return
+	}
 	if len(msgs) == 1 && msgs[0].Kind == jsonrpc.Request && msgs[0].Method == "server/discover" {
 		// This transport belongs to the stateful era: a dual-era client's
 		// stateless probe is refused here, as at the Streamable HTTP
@@ -112,9 +116,17 @@ func (h *Handler) sseMessage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	if _, err := s.Send(r.Context(), msgs); err != nil {
-		if errors.Is(err, session.ErrEnded) {
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	if _, err := s.Send(ctx, msgs); err != nil {
+		switch {
+		case errors.Is(err, session.ErrEnded):
 			writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
+		case r.Context().Err() == nil:
+			// The child would not read its input before the deadline; the
+			// session has put the answers where every answer of this
+			// transport goes: on the stream.
+			w.WriteHeader(http.StatusAccepted)
 		}
 		return
 	}

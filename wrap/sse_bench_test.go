@@ -2,7 +2,6 @@ package wrap
 
 import (
 	"bytes"
-	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"net/http/httptest"
 	"testing"
 )
@@ -14,12 +13,12 @@ func BenchmarkSSEEvent(b *testing.B) {
 		data := bytes.Repeat([]byte("x"), size)
 		b.Run(sizeName(size), func(b *testing.B) {
 			w := httptest.NewRecorder()
-			events := sse.Start(w)
+			sse := startSSE(w, newWriteGuard(w, 0))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
 				w.Body.Reset()
-				if err := events.Event(sse.Event{Name: "message", Data: data}); err != nil {
+				if err := sse.event("message", data); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/mcpwrap/mcpwrap/internal/sse"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
@@ -110,6 +111,9 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest, "Invalid Request: batches are not part of protocol "+ver)
 		return
 	}
+	if !h.batchFits(w, msgs, batch) {
+		return
+	}
 	init := slices.IndexFunc(msgs, func(m jsonrpc.Message) bool { return m.Method == "initialize" })
 	if s == nil {
 		if init < 0 || len(msgs) != 1 || msgs[0].Kind != jsonrpc.Request {
@@ -118,38 +122,98 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Mcp-Session-Id header is required")
 			return
 		}
-		h.initialize(w, r, msgs[0])
+		h.initialize(w, r, msgs[0], batch)
 		return
 	}
 	if init >= 0 {
 		writeError(w, http.StatusBadRequest, msgs[init].ID, jsonrpc.CodeInvalidRequest, "Invalid Request: the session is already initialized")
 		return
 	}
-	ex, err := s.Send(r.Context(), msgs)
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	ex, err := s.Send(ctx, msgs)
 	switch {
 	case errors.Is(err, session.ErrEnded):
 		writeError(w, http.StatusNotFound, nil, codeSessionNotFound, "Session not found")
 		return
-	case err != nil:
+	case err != nil && r.Context().Err() != nil:
 		return // the client left
+	case err != nil:
+		// The child would not read its input before the deadline.
+		answers := h.timedOut(s, requestIDs(msgs))
+		h.send(w, s, func(g *writeGuard) { writeJSON(w, g, answers, batch) })
+		return
 	case ex == nil:
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
 	release() // the child has the messages now; the reply may take long
-	h.reply(w, r, s, ex, batch)
+	h.reply(ctx, w, r, s, ex, batch)
+}
+
+// deadline is the context a request's messages are sent and answered
+// under: the client's, bounded by the request timeout when one is set.
+func (h *Handler) deadline(r *http.Request) (context.Context, context.CancelFunc) {
+	if h.opts.RequestTimeout > 0 {
+		return context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+	}
+	return context.WithCancel(r.Context())
+}
+
+// batchFits refuses a batch longer than MaxBatch, before anything of it
+// reaches the child.
+func (h *Handler) batchFits(w http.ResponseWriter, msgs []jsonrpc.Message, batch bool) bool {
+	if !batch || h.opts.MaxBatch <= 0 || len(msgs) <= h.opts.MaxBatch {
+		return true
+	}
+	writeError(w, http.StatusBadRequest, nil, jsonrpc.CodeInvalidRequest,
+		"Invalid Request: a batch of "+strconv.Itoa(len(msgs))+" messages; at most "+strconv.Itoa(h.opts.MaxBatch)+" are accepted")
+	return false
+}
+
+// requestIDs are the ids of the requests among msgs.
+func requestIDs(msgs []jsonrpc.Message) [][]byte {
+	var ids [][]byte
+	for _, m := range msgs {
+		if m.Kind == jsonrpc.Request {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// timedOut makes the answers to requests given up on at the request
+// timeout.
+func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
+	answers := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
+			"request timed out after "+h.opts.RequestTimeout.String()))
+	}
+	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
+	return answers
+}
+
+// send writes a response through a write guard that ends with the
+// handler and hurries once the session has ended.
+func (h *Handler) send(w http.ResponseWriter, s *session.Session, write func(*writeGuard)) {
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	write(g)
 }
 
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
-func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message) {
+func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message, batch bool) {
 	s, err := h.reg.Start(session.Streamable, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
 	w.Header().Set(headerSessionID, s.ID())
-	ex, err := s.Send(r.Context(), []jsonrpc.Message{msg})
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	ex, err := s.Send(ctx, []jsonrpc.Message{msg})
 	if errors.Is(err, session.ErrEnded) {
 		// The child died (or shutdown began) before it was asked
 		// anything: there is no session to name, but the request is
@@ -161,7 +225,12 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 		writeError(w, http.StatusInternalServerError, msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
-	ok := err == nil && h.reply(w, r, s, ex, false)
+	if err != nil && r.Context().Err() == nil {
+		w.Header().Del(headerSessionID)
+		answers := h.timedOut(s, [][]byte{msg.ID})
+		h.send(w, s, func(g *writeGuard) { writeJSON(w, g, answers, batch) })
+	}
+	ok := err == nil && h.reply(ctx, w, r, s, ex, batch)
 	if !ok {
 		// Closing can take the child's whole grace period; the client
 		// should not wait for it.
@@ -174,55 +243,63 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 // (progress, logging, a request to the client) turns the reply into an SSE
 // stream that ends after the last response. A reply that stays silent for a
 // keep-alive interval becomes a stream too, so that its keep-alives can stop
-// proxies from cutting a long call. It reports whether every request got a
+// proxies from cutting a long call. ctx bounds it (the request timeout).
+// Every write has the slow-reader deadline: a client that stops reading is
+// cut, and the session goes on. It reports whether every request got a
 // response that is not an error.
-func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
-	ctx := r.Context()
-	if h.opts.RequestTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.opts.RequestTimeout)
-		defer cancel()
-	}
+func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
 
 	var held [][]byte
-	var events *sse.Writer
+	var sse *sseWriter
 	// stream turns the reply into an SSE stream, sending what was held.
 	stream := func() {
-		if events == nil {
-			events = sse.Start(w)
+		if sse == nil {
+			sse = startSSE(w, g)
 			for _, d := range held {
-				_ = events.Event(sse.Event{Name: "message", Data: d})
+				_ = sse.event("message", d)
 			}
 			held = nil
 		}
 	}
 	ok := true
+	events := ex.Events()
+	var cursor int64
 	for {
-		select {
-		case m, open := <-ex.Messages():
-			if !open {
-				if events == nil {
-					writeJSON(w, held, batch)
-				}
-				return ok
-			}
-			if m.Error {
+		got, ready, err := events.After(cursor)
+		for _, ev := range got {
+			cursor = ev.ID
+			if ev.Error {
 				ok = false
 			}
-			if events == nil && m.Response {
-				held = append(held, m.Data)
+			if sse == nil && ev.Response {
+				held = append(held, ev.Data)
 				continue
 			}
 			stream()
-			if err := events.Event(sse.Event{Name: "message", Data: m.Data}); err != nil {
+			if err := sse.event("message", ev.Data); err != nil {
 				ex.Detach()
 				return false
 			}
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			if sse == nil {
+				writeJSON(w, g, held, batch)
+			}
+			return ok
+		case err != nil:
+			// Cut for falling behind (the session said so in its log).
+			return false
+		}
+		select {
+		case <-ready:
 		case <-keepAlive.C:
 			stream()
-			if err := events.Comment(); err != nil {
+			if err := sse.comment(); err != nil {
 				ex.Detach()
 				return false
 			}
@@ -231,35 +308,32 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request, s *session.Sessi
 				ex.Detach() // the client left; that is not a cancellation
 				return false
 			}
-			h.timeout(w, s, ex, events, batch)
+			h.timeout(w, g, s, ex, sse, held, batch)
 			return false
 		}
 	}
 }
 
 // timeout answers the requests still open when the request timeout passes,
-// after telling the child to cancel them.
-func (h *Handler) timeout(w http.ResponseWriter, s *session.Session, ex *session.Exchange, events *sse.Writer, batch bool) {
-	var answers [][]byte
-	for _, id := range s.Abandon(ex, "request timed out") {
-		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
-			"request timed out after "+h.opts.RequestTimeout.String()))
-	}
-	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
-	if events != nil {
+// after telling the child to cancel them; answers already held go with
+// them.
+func (h *Handler) timeout(w http.ResponseWriter, g *writeGuard, s *session.Session, ex *session.Exchange, sse *sseWriter, held [][]byte, batch bool) {
+	answers := h.timedOut(s, s.Abandon(ex, "request timed out"))
+	if sse != nil {
 		for _, a := range answers {
-			_ = events.Event(sse.Event{Name: "message", Data: a})
+			_ = sse.event("message", a)
 		}
 		return
 	}
-	writeJSON(w, answers, batch)
+	writeJSON(w, g, append(held, answers...), batch)
 }
 
 // writeJSON sends responses as one application/json body: the response
 // itself, or an array of them for a batch.
-func writeJSON(w http.ResponseWriter, responses [][]byte, batch bool) {
+func writeJSON(w http.ResponseWriter, g *writeGuard, responses [][]byte, batch bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
+	g.arm()
 	if !batch && len(responses) == 1 {
 		_, _ = w.Write(responses[0])
 		return
@@ -292,38 +366,37 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	h.pump(r.Context(), sse.Start(w), s, stream)
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	h.pump(r.Context(), startSSE(w, g), stream)
 }
 
 // pump copies the session's stream to an SSE stream until the client leaves
-// or the session ends, with keep-alive comments in between.
-func (h *Handler) pump(ctx context.Context, events *sse.Writer, s *session.Session, stream <-chan []byte) {
+// or the stream ends with its session, with keep-alive comments in between.
+// A client that does not keep up is cut by the write deadline.
+func (h *Handler) pump(ctx context.Context, sse *sseWriter, stream *session.EventLog) {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var cursor int64
 	for {
-		select {
-		case data := <-stream:
-			if err := events.Event(sse.Event{Name: "message", Data: data}); err != nil {
+		got, ready, err := stream.After(cursor)
+		for _, ev := range got {
+			cursor = ev.ID
+			if sse.event("message", ev.Data) != nil {
 				return
 			}
+		}
+		if err != nil {
+			return // the session ended, and everything it said is out
+		}
+		select {
+		case <-ready:
 		case <-keepAlive.C:
-			if err := events.Comment(); err != nil {
+			if err := sse.comment(); err != nil {
 				return
 			}
 		case <-ctx.Done():
 			return
-		case <-s.Done():
-			// Deliver what the child said before it went.
-			for {
-				select {
-				case data := <-stream:
-					if events.Event(sse.Event{Name: "message", Data: data}) != nil {
-						return
-					}
-				default:
-					return
-				}
-			}
 		}
 	}
 }

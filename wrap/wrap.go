@@ -46,6 +46,12 @@ type Options struct {
 	Hosts          []string
 	KeepAlive      time.Duration
 	RequestTimeout time.Duration // 0: wait for the child as long as the client does
+	// SlowReaderTimeout bounds each write to a client (0: no bound): a
+	// client that stops reading its stream is cut after it.
+	SlowReaderTimeout time.Duration
+	// MaxBatch is the most messages one JSON-RPC batch may hold (0: no
+	// bound); a longer one is refused with 400.
+	MaxBatch int
 	// MachineID names this instance among several behind one proxy (Fly.io's
 	// FLY_MACHINE_ID). Session ids then start with it, and a request for a
 	// session another instance owns is sent there with a fly-replay header.
