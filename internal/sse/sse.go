@@ -170,9 +170,9 @@ func Start(w http.ResponseWriter) *Writer {
 }
 
 // Event writes and flushes one event. Name and ID are left out when empty.
-// Data must be one line: every JSON-RPC message of the stdio framing is,
-// and scanning megabytes for a line break on every event would cost more
-// than the write.
+// Data holds no LF, but may hold a bare CR: JSON allows it as whitespace
+// between tokens, and an event-stream reader takes it for a line end, so
+// the data is written as one data line per CR-separated part.
 func (s *Writer) Event(ev Event) error {
 	var err error
 	if ev.ID != "" {
@@ -181,14 +181,18 @@ func (s *Writer) Event(ev Event) error {
 	if err == nil && ev.Name != "" {
 		_, err = io.WriteString(s.w, "event: "+ev.Name+"\n")
 	}
-	if err == nil {
-		_, err = io.WriteString(s.w, "data: ")
+	for data, more := ev.Data, true; more && err == nil; {
+		var line []byte
+		line, data, more = cutLine(data)
+		if _, err = io.WriteString(s.w, "data: "); err == nil {
+			_, err = s.w.Write(line)
+		}
+		if err == nil {
+			_, err = io.WriteString(s.w, "\n")
+		}
 	}
 	if err == nil {
-		_, err = s.w.Write(ev.Data)
-	}
-	if err == nil {
-		_, err = io.WriteString(s.w, "\n\n")
+		_, err = io.WriteString(s.w, "\n")
 	}
 	if err == nil {
 		err = s.rc.Flush()
@@ -211,4 +215,15 @@ func (s *Writer) Comment() error {
 		return err
 	}
 	return s.rc.Flush()
+}
+
+// cutLine splits b at its first CR: what comes before, what comes after,
+// and whether there was one. Event data holds no LF (the stdio framing
+// splits lines there, and mcpwrap's own messages have none), so one byte
+// scan finds every line end a reader would see.
+func cutLine(b []byte) (line, rest []byte, found bool) {
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		return b[:i], b[i+1:], true
+	}
+	return b, nil, false
 }

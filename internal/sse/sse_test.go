@@ -188,3 +188,32 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// A JSON-RPC line may hold a bare CR as whitespace between tokens; to a
+// reader of event streams that ends a line. The writer splits the data
+// there into several data lines, so the event arrives whole, the breaks
+// read back as LF, and the JSON stays the same message.
+func TestWriterSplitsDataAtLineBreaks(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := Start(rec)
+	msg := "{\"jsonrpc\":\"2.0\",\r\"id\":1,\r\r\"result\":{}\r}"
+	if err := w.Event(Event{Name: "message", Data: []byte(msg)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Event(Event{Name: "message", Data: []byte(`{"jsonrpc":"2.0","id":2,"result":{}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := readAll(t, rec.Body, 1<<20)
+	if err != io.EOF {
+		t.Fatalf("err = %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("read %d events, want 2: %q", len(got), got)
+	}
+	if want := "{\"jsonrpc\":\"2.0\",\n\"id\":1,\n\n\"result\":{}\n}"; string(got[0].Data) != want {
+		t.Errorf("first event %q, want %q", got[0].Data, want)
+	}
+	if string(got[1].Data) != `{"jsonrpc":"2.0","id":2,"result":{}}` {
+		t.Errorf("second event %q", got[1].Data)
+	}
+}
