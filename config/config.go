@@ -34,7 +34,13 @@
 //	MCPWRAP_HTTP_HEADER_TIMEOUT     10s                time to read a request's headers
 //	MCPWRAP_HTTP_BODY_TIMEOUT       60s                time to read a request's body
 //	MCPWRAP_HTTP_IDLE_TIMEOUT       2m                 close a keep-alive connection idle this long
-//	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
+//	MCPWRAP_CHILD_ERA               auto               protocol era of the wrapped server: auto (probe once), legacy or modern
+//	MCPWRAP_STATELESS_MAX_CHILDREN  100                children serving protocol 2026-07-28 requests, across tenants
+//	MCPWRAP_STATELESS_IDLE_TIMEOUT  5m                 stop such a child after it was free this long (0: never)
+//	MCPWRAP_STATELESS_QUEUE_TIMEOUT 30s                wait this long for a free child, then 503 with Retry-After (0: as long as the client)
+//	MCPWRAP_INPUT_TIMEOUT           10m                how long a call waiting for the client's input keeps its child
+//	MCPWRAP_AUTH_SECRET             (none)             secret that keys requestState (HKDF); the same on every instance (default: a key per boot)
+//	FLY_MACHINE_ID                  (set by Fly.io)    session ids and requestState name this Machine; others' are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
 // 127.0.0.1:8080 otherwise, so that an unauthenticated mcpwrap is reachable
@@ -93,6 +99,12 @@ type Config struct {
 	HeaderTimeout  time.Duration `env:"HTTP_HEADER_TIMEOUT" envDefault:"10s" help:"time allowed to read a request's headers"`
 	BodyTimeout    time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"60s" help:"time allowed to read a request's body"`
 	ConnIdle       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"close a keep-alive connection idle this long"`
+	ChildEra       string        `env:"CHILD_ERA" envDefault:"auto" help:"protocol era of the wrapped server: auto, legacy or modern"`
+	StatelessMax   int           `env:"STATELESS_MAX_CHILDREN" envDefault:"100" help:"children serving protocol 2026-07-28 requests, across tenants"`
+	StatelessIdle  time.Duration `env:"STATELESS_IDLE_TIMEOUT" envDefault:"5m" help:"stop a stateless-era child after it was free this long (0 never)"`
+	StatelessQueue time.Duration `env:"STATELESS_QUEUE_TIMEOUT" envDefault:"30s" help:"wait this long for a free child, then 503 (0: as long as the client)"`
+	InputTimeout   time.Duration `env:"INPUT_TIMEOUT" envDefault:"10m" help:"how long a call waiting for the client's input keeps its child"`
+	AuthSecret     string        `env:"AUTH_SECRET" help:"secret keying requestState; the same on every instance (default: a key per boot)"`
 
 	// Tenants are the tokens by name: MCPWRAP_TOKEN and MCPWRAP_TOKEN_FILE
 	// give unnamed ones (token1, token2, ...), MCPWRAP_TENANTS_FILE named
@@ -208,6 +220,12 @@ func (c Config) validate() error {
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
 	}
+	if !slices.Contains([]string{"auto", "legacy", "modern"}, c.ChildEra) {
+		return fmt.Errorf("%w: MCPWRAP_CHILD_ERA %q must be auto, legacy or modern", ErrUsage, c.ChildEra)
+	}
+	if c.StatelessMax < 1 || c.StatelessIdle < 0 || c.StatelessQueue < 0 || c.InputTimeout <= 0 {
+		return fmt.Errorf("%w: MCPWRAP_STATELESS_MAX_CHILDREN and MCPWRAP_INPUT_TIMEOUT must be positive, the stateless timeouts not negative", ErrUsage)
+	}
 	seen := map[string]bool{}
 	for _, t := range c.Tenants {
 		if seen["name "+t.Name] || seen["token "+t.Token] {
@@ -260,6 +278,8 @@ func (c Config) Redacted() map[string]any {
 		f := t.Field(i)
 		switch f.Name {
 		case "Tokens":
+		case "AuthSecret":
+			m["auth_secret_set"] = c.AuthSecret != ""
 		case "Tenants":
 			names := make([]string, 0, len(c.Tenants))
 			for _, t := range c.Tenants {

@@ -49,6 +49,9 @@ type Options struct {
 	// FLY_MACHINE_ID). Session ids then start with it, and a request for a
 	// session another instance owns is sent there with a fly-replay header.
 	MachineID string
+	// Stateless, when set, serves requests of protocol 2026-07-28 (package
+	// bridge); without it they get the stateful era's answer.
+	Stateless Stateless
 	// Metrics, when set, counts requests and is served at /metrics behind
 	// the same token as the MCP endpoints (see also MetricsHandler).
 	Metrics *metrics.Metrics
@@ -85,7 +88,7 @@ func New(opts Options, reg Sessions, log zerolog.Logger) *Handler {
 	}
 	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux(), bodies: newBodyBudget(opts.MaxBodyBytes)}
 	h.mux.HandleFunc("/healthz", h.health)
-	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.streamable))))
+	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.endpoint))))
 	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
 	h.mux.Handle(opts.MessagePath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseMessage))))
 	if opts.Metrics != nil {
@@ -115,7 +118,7 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Host "+r.Host+" is not served here")
 			return
 		}
-		owner, err := h.authenticate(r)
+		owner, subject, err := h.authenticate(r)
 		if err != nil {
 			status, challenge := http.StatusUnauthorized, `Bearer realm="mcpwrap"`
 			var ref *auth.Refusal
@@ -128,11 +131,20 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, status, nil, codeBadRequest, http.StatusText(status)+": "+err.Error())
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, owner)))
+		ctx := context.WithValue(r.Context(), ownerKey{}, owner)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, subjectKey{}, subject)))
 	})
 }
 
 type ownerKey struct{}
+
+type subjectKey struct{}
+
+// subjectOf is the signed-in user a request came from ("" for a token).
+func subjectOf(r *http.Request) string {
+	s, _ := r.Context().Value(subjectKey{}).(string)
+	return s
+}
 
 // ownerOf is who a request authenticated as (empty without auth).
 func ownerOf(r *http.Request) session.Owner {
@@ -140,16 +152,17 @@ func ownerOf(r *http.Request) session.Owner {
 	return o
 }
 
-// authenticate asks the authenticator who sent r.
-func (h *Handler) authenticate(r *http.Request) (session.Owner, error) {
+// authenticate asks the authenticator who sent r: the tenant, and the
+// signed-in user if any.
+func (h *Handler) authenticate(r *http.Request) (session.Owner, string, error) {
 	if h.opts.Auth == nil {
-		return session.Owner{}, nil
+		return session.Owner{}, "", nil
 	}
 	p, err := h.opts.Auth.Authenticate(r)
 	if err != nil {
-		return session.Owner{}, err
+		return session.Owner{}, "", err
 	}
-	return session.Owner{Name: p.Tenant, Env: p.Env}, nil
+	return session.Owner{Name: p.Tenant, Env: p.Env}, p.Subject, nil
 }
 
 // originAllowed accepts loopback origins (local tools such as the MCP
