@@ -64,6 +64,7 @@ func newServer(e env) *mcp.Server {
 	})
 	png := redPixelPNG()
 	addConformanceTools(s, png)
+	addStatelessTools(s)
 	addTestTools(s, e)
 	addResources(s, png)
 	addPrompts(s, png)
