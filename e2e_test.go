@@ -223,8 +223,12 @@ func (w *wrapper) tryConnect(ctx context.Context) (*mcp.ClientSession, error) {
 		// session ends, its standalone stream ends with it, and a client
 		// that gives up on the session at once (MaxRetries -1) may fail a
 		// call whose error response is already on its way.
-	}, nil)
+	}, legacySession)
 }
+
+// legacySession pins a client to the stateful era: these tests are about
+// sessions and the child each one owns, which protocol 2026-07-28 lacks.
+var legacySession = &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"}
 
 type bearer struct {
 	token string

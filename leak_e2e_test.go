@@ -66,7 +66,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	// client's and server's pools, timers) is there before counting.
 	roundTrip := func(ctx context.Context) error {
 		client := mcp.NewClient(&mcp.Implementation{Name: "leak", Version: "1"}, nil)
-		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", HTTPClient: httpClient}, nil)
+		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", HTTPClient: httpClient}, legacySession)
 		if err != nil {
 			return err
 		}
