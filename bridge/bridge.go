@@ -202,11 +202,19 @@ func (b *Bridge) reap(now time.Time) {
 	}
 }
 
-// Children is how many children run (or start) now.
-func (b *Bridge) Children() int {
+// Stats says how many children run (or start) now, and how many of them a
+// call holds (running or parked).
+func (b *Bridge) Stats() (children, held int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.children
+	for _, p := range b.pools {
+		for _, k := range p.conns {
+			if k.busy {
+				held++
+			}
+		}
+	}
+	return b.children, held
 }
 
 // Close ends every listen stream with a final result and stops every

@@ -25,7 +25,6 @@ type call struct {
 	digest   string
 	clientID []byte // the id of the client's current request
 	caps     map[string]json.RawMessage
-	logLevel string
 	token    []byte // the client's progress token, when mcpwrap rewrote it
 	listen   bool
 
@@ -35,6 +34,9 @@ type call struct {
 	asks   chan jsonrpc.Message
 	goneCh chan struct{}
 	once   sync.Once
+
+	mu       sync.Mutex // guards the field below
+	logLevel string     // the level the current request asked for; "" for none
 
 	// While parked, owned by the parking lot; then by the retry.
 	park     string
@@ -51,13 +53,27 @@ func newCall(k *conn, req Request, meta requestMeta) *call {
 		method:   req.Msg.Method,
 		digest:   requestDigest(req.Msg.Method, req.Msg.Params),
 		clientID: req.Msg.ID,
-		logLevel: meta.LogLevel,
 		notes:    make(chan []byte, noteQueue),
 		asks:     make(chan jsonrpc.Message, 64),
 		goneCh:   make(chan struct{}),
 	}
 	_ = json.Unmarshal(meta.Capabilities, &c.caps)
+	c.setLogLevel(meta.LogLevel)
 	return c
+}
+
+// setLogLevel says which log messages the client's current request wants:
+// each round of a call is a request of its own.
+func (c *call) setLogLevel(level string) {
+	c.mu.Lock()
+	c.logLevel = level
+	c.mu.Unlock()
+}
+
+func (c *call) wantsLogs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logLevel
 }
 
 func (c *call) log() *zerolog.Logger {
@@ -107,7 +123,7 @@ var logLevels = []string{"debug", "info", "notice", "warning", "error", "critica
 
 // logMessage relays a log message when the request asked for its level.
 func (c *call) logMessage(msg jsonrpc.Message) {
-	want := slices.Index(logLevels, c.logLevel)
+	want := slices.Index(logLevels, c.wantsLogs())
 	if want < 0 {
 		return // the request asked for no logs
 	}

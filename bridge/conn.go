@@ -225,7 +225,7 @@ func (k *conn) notify(msg jsonrpc.Message) {
 			// line on stdio; it can belong only to a sole call that
 			// asked for logs.
 			for o := range k.calls {
-				if o.logLevel != "" {
+				if o.wantsLogs() != "" {
 					if c != nil {
 						c = nil
 						break

@@ -238,7 +238,6 @@ func (b *Bridge) park(c *call, asked []jsonrpc.Message) []byte {
 func (b *Bridge) repark(c *call) []byte {
 	c.park = randomID()
 	c.deadline = time.Now().Add(b.opts.StateTTL)
-	b.parked.put(c)
 	inputs := map[string]any{}
 	for key := range c.open {
 		m := c.asked[key]
@@ -260,7 +259,10 @@ func (b *Bridge) repark(c *call) []byte {
 	if len(c.k.info.ServerInfo) > 0 {
 		res["_meta"] = map[string]any{metaServerInfo: c.k.info.ServerInfo}
 	}
-	return resultResponse(c.clientID, res)
+	resp := resultResponse(c.clientID, res)
+	// From here the parking lot owns c: a retry or the reaper may take it.
+	b.parked.put(c)
+	return resp
 }
 
 // resume continues a parked call with the client's answers.
@@ -284,7 +286,7 @@ func (b *Bridge) resume(ctx context.Context, req Request, meta requestMeta, stat
 		return stateError(req.Msg.ID, err), nil
 	}
 	c.clientID = req.Msg.ID
-	c.logLevel = meta.LogLevel
+	c.setLogLevel(meta.LogLevel)
 	select {
 	case <-c.goneCh:
 		return b.goneResponse(c), nil
