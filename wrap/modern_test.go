@@ -513,7 +513,7 @@ func TestRetryOnAnotherInstanceIsReplayedToTheParkedOne(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": map[string]any{
 			"name": "test_sampling", "arguments": map[string]any{"prompt": "d"}, "requestState": state,
 			"inputResponses": map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "x"}}},
-			"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": map[string]any{"sampling": map[string]any{}}},
+			"_meta":          map[string]any{"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": map[string]any{"sampling": map[string]any{}}},
 		}})
 		h := map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "test_sampling"}
 		for k, v := range headers {
