@@ -204,8 +204,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		case <-ctx.Done():
 			why = "stopped"
 		case <-idle:
-			if d := reg.IdleFor(); d >= cfg.ExitWhenIdle {
-				why = "no session for " + d.Round(time.Second).String()
+			if d := min(reg.IdleFor(), stateless.IdleFor()); d >= cfg.ExitWhenIdle {
+				why = "no session for " + d.Round(time.Second).String() + " and no stateless request either"
 			}
 		}
 	}

@@ -92,6 +92,8 @@ type Bridge struct {
 	changed  chan struct{} // closed and replaced when a child comes free or goes
 	closed   bool
 	info     *initInfo // what the last initialized child said of itself
+	inFlight int       // requests being served, listen streams aside
+	lastBusy time.Time // when the last of them ended
 
 	stop chan struct{} // closed by Close
 	wg   sync.WaitGroup
@@ -119,11 +121,12 @@ func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 	}
 	b := &Bridge{
 		opts: opts, log: log, sealer: s,
-		hub:     newHub(),
-		parked:  newParking(),
-		pools:   map[poolKey]*pool{},
-		changed: make(chan struct{}),
-		stop:    make(chan struct{}),
+		hub:      newHub(),
+		parked:   newParking(),
+		pools:    map[poolKey]*pool{},
+		changed:  make(chan struct{}),
+		stop:     make(chan struct{}),
+		lastBusy: time.Now(),
 	}
 	switch opts.Era {
 	case EraLegacy:
@@ -217,6 +220,20 @@ func (b *Bridge) Stats() (children, held int) {
 	return b.children, held
 }
 
+// IdleFor is how long no request has been served and no call has been
+// parked waiting for its client: 0 while there is one. An open listen
+// stream does not count, so that a forgotten client cannot keep an
+// instance up.
+func (b *Bridge) IdleFor() time.Duration {
+	parked := b.parked.count()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inFlight > 0 || parked > 0 {
+		return 0
+	}
+	return time.Since(b.lastBusy)
+}
+
 // Close ends every listen stream with a final result and stops every
 // child, in parallel, within ctx.
 func (b *Bridge) Close(ctx context.Context) error {
@@ -255,6 +272,17 @@ func (b *Bridge) Close(ctx context.Context) error {
 // or the context's when the client left). Notifications that belong to the
 // request go to sink while it runs.
 func (b *Bridge) Serve(ctx context.Context, req Request, sink Sink) ([]byte, error) {
+	if req.Msg.Method != "subscriptions/listen" {
+		b.mu.Lock()
+		b.inFlight++
+		b.mu.Unlock()
+		defer func() {
+			b.mu.Lock()
+			b.inFlight--
+			b.lastBusy = time.Now()
+			b.mu.Unlock()
+		}()
+	}
 	meta := readMeta(req.Msg.Params)
 	if b.era() == eraUnknown {
 		// The first child settles the era; any pool will do.

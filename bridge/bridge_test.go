@@ -318,3 +318,20 @@ func TestAStateFromAnotherInstanceNamesIt(t *testing.T) {
 		t.Errorf("retry on the other instance: %v, want Elsewhere{one}", err)
 	}
 }
+
+func TestAParkedCallKeepsTheBridgeBusy(t *testing.T) {
+	b := newBridge(t, fake(), func(o *bridge.Options) { o.Era = bridge.EraLegacy })
+	first := serve(t, b, req(t, 1, "tools/call", map[string]any{"name": "ask"}, `{"sampling":{}}`))
+	if b.IdleFor() != 0 {
+		t.Errorf("idle for %v while a call waits for its client", b.IdleFor())
+	}
+	var key string
+	for k := range first.Result.InputRequests {
+		key = k
+	}
+	serve(t, b, req(t, 2, "tools/call", map[string]any{
+		"name": "ask", "requestState": first.Result.RequestState,
+		"inputResponses": map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "x"}}},
+	}, `{"sampling":{}}`))
+	testkit.Eventually(t, "the bridge to count as idle", func() bool { return b.IdleFor() > 0 })
+}

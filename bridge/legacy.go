@@ -469,6 +469,12 @@ func (p *parking) put(c *call) {
 	p.mu.Unlock()
 }
 
+func (p *parking) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.calls)
+}
+
 // take removes a parked call; a state works once.
 func (p *parking) take(id string) (*call, error) {
 	p.mu.Lock()
