@@ -1,5 +1,6 @@
 // Package wrap is mcpwrap's HTTP front door: the Streamable HTTP endpoint
-// (protocol versions 2025-03-26 to 2025-11-25), the deprecated HTTP+SSE
+// (protocol versions 2025-03-26 to 2025-11-25 with sessions, and 2026-07-28
+// without, checked here and served by package bridge), the deprecated HTTP+SSE
 // endpoints (2024-11-05), Origin checks, session affinity across instances
 // (fly-replay), and the health and metrics endpoints. Who a request comes
 // from is package auth's to say; everything behind the door — child
