@@ -255,7 +255,9 @@ func connect(t *testing.T, url, tok string, opts *mcp.ClientOptions) *mcp.Client
 		HTTPClient: &http.Client{Transport: bearer{tok, http.DefaultTransport}},
 		MaxRetries: -1,
 	}
-	cs, err := client.Connect(ctx, transport, nil)
+	// Pinned to the stateful era: these tests are about sessions, which
+	// protocol 2026-07-28 lacks.
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", url, err)
 	}
