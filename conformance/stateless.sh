@@ -9,7 +9,9 @@
 # Each run prints one summary line, then one line per failed check. A run
 # fails on any failing scored scenario; scenarios the CLI does not score
 # (extensions, pending) are shown but excused, and so, for the legacy child
-# only, are those in baseline-legacy-2026.txt, each with its reason.
+# only, are those in baseline-legacy-2026.txt, each with its reason. After
+# each run the TypeScript SDK 2 client pinned to 2026-07-28 (ts-client.mjs)
+# makes calls that need its input, against the same instance.
 #
 # Environment: CONFORMANCE_TIMEOUT (seconds per run, default 600).
 set -euo pipefail
@@ -23,7 +25,7 @@ server=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 limit=${CONFORMANCE_TIMEOUT:-600}
 
-if [[ ! -d "$here/node_modules/conformance-next" ]]; then
+if [[ ! -d "$here/node_modules/conformance-next" || ! -d "$here/node_modules/@modelcontextprotocol/client" ]]; then
 	echo "conformance: installing the pinned suite (npm ci)" >&2
 	(cd "$here" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
@@ -73,6 +75,9 @@ run() {
 	if ((src == 2)); then
 		echo "  (last lines of the CLI output follow)"
 		tail -n 15 "$dir/output.txt" | sed 's/^/  | /'
+	fi
+	if ! timeout 120 node "$here/ts-client.mjs" "http://$addr/mcp" 2>&1 | sed "s/\$/ (child $era)/"; then
+		src=1
 	fi
 	if ((src != 0)); then
 		status=1
