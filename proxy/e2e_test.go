@@ -160,7 +160,9 @@ func TestEndToEnd(t *testing.T) {
 	srv := newServer(t)
 	srv.start()
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
-	cs, err := connect(t, ctx, cmd, nil)
+	// Pinned to the stateful era: this test follows the remote session the
+	// shim keeps and rebuilds, which protocol 2026-07-28 does not have.
+	cs, err := connectWith(t, ctx, cmd, nil, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -305,5 +307,30 @@ func TestEndToEndSSE(t *testing.T) {
 	}
 	if err := cs.Close(); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+}
+
+// TestEndToEndStateless: a client that speaks protocol 2026-07-28 reaches
+// mcpwrap through the shim without falling back, and its calls, including
+// one that needs its input, work without any remote session.
+func TestEndToEndStateless(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
+	defer cancel()
+	srv := newServer(t)
+	srv.start()
+	cmd, _ := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
+	cs, err := connect(t, ctx, cmd, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Fatalf("negotiated %q through the shim, want 2026-07-28", v)
+	}
+	exerciseEverything(t, ctx, cs, "stateless")
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if strings.Contains(srv.log.String(), `"message":"session started"`) {
+		t.Errorf("a stateless client opened a session")
 	}
 }
