@@ -23,7 +23,6 @@ type Stateless interface {
 // Error codes of the stateless era.
 const (
 	codeHeaderMismatch     = -32020
-	codeMissingCapability  = -32021
 	codeUnsupportedVersion = -32022
 )
 
