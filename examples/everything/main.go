@@ -47,6 +47,7 @@
 //	echo {text}          returns text unchanged (large-request tests)
 //	big {size}           returns a text of exactly size bytes, at most 64 MiB (large-response tests)
 //	sleep {ms}           sleeps, at most 10 minutes; a cancellation ends it early
+//	interrupted          how many sleeps a cancellation ended in this process
 //	crash {code}         exits the process with code mid-request, never answering
 //	stderr {bytes}       writes exactly bytes bytes of text lines to stderr, at most 64 MiB
 //	garbage {line?}      writes one non-JSON line on stdout between two messages
