@@ -10,10 +10,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// noteQueue bounds the notifications held for a call whose client reads
-// slowly or is between two rounds; past it they are dropped, since a
-// progress or log line is worth less than holding the child up.
-const noteQueue = 256
+// noteQueue and queueBytes bound what a call holds for its client, who
+// reads slowly or is between two rounds: notifications past them are
+// dropped, since a progress or log line is worth less than holding the
+// child up, and a request to the client is refused.
+const (
+	noteQueue  = 256
+	queueBytes = 32 << 20
+)
 
 // A call is one client request in flight on a child: for a legacy child it
 // holds the child alone, across rounds while it is parked.
@@ -35,8 +39,9 @@ type call struct {
 	goneCh chan struct{}
 	once   sync.Once
 
-	mu       sync.Mutex // guards the field below
+	mu       sync.Mutex // guards the fields below
 	logLevel string     // the level the current request asked for; "" for none
+	queued   int        // bytes in notes and asks
 
 	// While parked, owned by the parking lot; then by the retry.
 	park     string
@@ -84,23 +89,49 @@ func (c *call) log() *zerolog.Logger {
 // gone says the child ended.
 func (c *call) gone() { c.once.Do(func() { close(c.goneCh) }) }
 
+// reserve counts n bytes into the call's queues, or says they do not fit.
+func (c *call) reserve(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queued+n > queueBytes {
+		return false
+	}
+	c.queued += n
+	return true
+}
+
+// took gives back the bytes of a message taken from notes or asks.
+func (c *call) took(n int) {
+	c.mu.Lock()
+	c.queued -= n
+	c.mu.Unlock()
+}
+
 // ask hands the call a request the child sent; false when it cannot take
 // more.
 func (c *call) ask(msg jsonrpc.Message) bool {
+	if !c.reserve(len(msg.Raw)) {
+		return false
+	}
 	select {
 	case c.asks <- msg:
 		return true
 	default:
+		c.took(len(msg.Raw))
 		return false
 	}
 }
 
 func (c *call) note(msg []byte) {
-	select {
-	case c.notes <- msg:
-	default:
-		c.k.log.Warn().Str("method", c.method).Msg("dropped a notification for a client that does not keep up")
+	if c.reserve(len(msg)) {
+		select {
+		case c.notes <- msg:
+			return
+		default:
+			c.took(len(msg))
+		}
 	}
+	c.k.log.Warn().Str("method", c.method).Msg("dropped a notification for a client that does not keep up")
 }
 
 // progress relays a progress notification, with the client's own token.

@@ -144,11 +144,13 @@ func (b *Bridge) drive(ctx context.Context, c *call, sink Sink) ([]byte, error) 
 			c.k.pool().release(c.k)
 			return decorate(r, c.clientID, c.method, c.k.info.ServerInfo), nil
 		case n := <-c.notes:
+			c.took(len(n))
 			if err := sink(n); err != nil {
 				b.cancel(c, asked, "the client closed the stream")
 				return nil, err
 			}
 		case m := <-c.asks:
+			c.took(len(m.Raw))
 			if m.Method == "ping" {
 				_ = c.k.write(resultResponse(m.ID, map[string]any{}))
 				continue
@@ -200,8 +202,10 @@ func (b *Bridge) finish(c *call, reason string) {
 			c.k.pool().release(c.k)
 			return
 		case m := <-c.asks:
+			c.took(len(m.Raw))
 			_ = c.k.write(jsonrpc.ErrorResponse(m.ID, jsonrpc.CodeInternalError, reason))
-		case <-c.notes:
+		case n := <-c.notes:
+			c.took(len(n))
 		case <-c.goneCh:
 			return
 		case <-t.C:

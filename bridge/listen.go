@@ -35,6 +35,10 @@ func (f filter) wants(msg jsonrpc.Message) bool {
 	return false
 }
 
+// maxChangeNote bounds one change notification, so that a listener's
+// queue (noteQueue of them) stays small in bytes too.
+const maxChangeNote = 64 << 10
+
 // listener is one open listen stream.
 type listener struct {
 	tenant string
@@ -70,6 +74,9 @@ func (h *hub) remove(l *listener) {
 // children may report the same change; a listener drops what it cannot
 // take rather than hold a child's reader up.
 func (h *hub) publish(tenant string, msg jsonrpc.Message) {
+	if len(msg.Raw) > maxChangeNote {
+		return // no change notification is that big; it would only fill queues
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for l := range h.listeners {

@@ -62,6 +62,7 @@ func (b *Bridge) passThrough(ctx context.Context, req Request, sink Sink) ([]byt
 			drain(c, sink)
 			return withID(r, req.Msg.ID), nil
 		case n := <-c.notes:
+			c.took(len(n))
 			if err := sink(n); err != nil {
 				k.forget(id)
 				k.cancel(id, "the client closed the stream")
@@ -92,6 +93,7 @@ func drain(c *call, sink Sink) {
 	for {
 		select {
 		case n := <-c.notes:
+			c.took(len(n))
 			if sink(n) != nil {
 				return
 			}

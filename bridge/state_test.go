@@ -4,6 +4,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"github.com/rs/zerolog"
 )
 
 func TestRequestStateSealing(t *testing.T) {
@@ -64,5 +67,25 @@ func TestRequestDigestIgnoresWhatChangesBetweenRounds(t *testing.T) {
 	if a == requestDigest("tools/call", []byte(`{"name":"y","arguments":{"a":1,"b":2}}`)) ||
 		a == requestDigest("prompts/get", []byte(`{"name":"x","arguments":{"a":1,"b":2}}`)) {
 		t.Errorf("different requests digest the same")
+	}
+}
+
+func TestACallHoldsABoundedNumberOfBytesForItsClient(t *testing.T) {
+	c := &call{k: &conn{log: zerolog.Nop()}, notes: make(chan []byte, noteQueue), asks: make(chan jsonrpc.Message, 64)}
+	big := make([]byte, queueBytes/2)
+	c.note(big)
+	c.note(big)
+	c.note([]byte("one byte too many"))
+	if len(c.notes) != 2 {
+		t.Fatalf("%d notes held, want 2: the budget is %d bytes", len(c.notes), queueBytes)
+	}
+	if c.ask(jsonrpc.Message{Raw: []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)}) {
+		t.Errorf("a request to the client was taken past the budget")
+	}
+	n := <-c.notes
+	c.took(len(n))
+	c.note([]byte("fits again"))
+	if len(c.notes) != 2 {
+		t.Errorf("after one was taken, %d notes held, want 2", len(c.notes))
 	}
 }
