@@ -103,7 +103,14 @@ func (h *Handler) modernPost(w http.ResponseWriter, r *http.Request, msgs []json
 	}
 	release()
 	owner := ownerOf(r)
-	h.answerModern(w, r, bridge.Request{Tenant: owner.Name, Env: owner.Env, Subject: subjectOf(r), Msg: msg})
+	req := bridge.Request{Tenant: owner.Name, Env: owner.Env, Subject: subjectOf(r), Msg: msg}
+	if ts, ok := h.opts.Stateless.(toolSchemas); ok && msg.Method == "tools/call" {
+		if status, resp := h.checkParams(r.Context(), r, ts, req); resp != nil {
+			writeBody(w, status, resp)
+			return
+		}
+	}
+	h.answerModern(w, r, req)
 }
 
 // checkModern checks a stateless-era request against its headers, in the
@@ -173,18 +180,14 @@ func checkModern(r *http.Request, msg jsonrpc.Message) (int, []byte) {
 }
 
 // headerValue decodes a header value that may use the base64 sentinel
-// form, =?base64?…?=.
+// form, =?base64?…?=; a value with only one of the markers is literal. A
+// sentinel around anything but padded standard base64 is malformed.
 func headerValue(v string) (string, bool) {
 	v = strings.TrimSpace(v)
-	inner, ok := strings.CutPrefix(v, "=?base64?")
-	if !ok {
+	if len(v) < len("=?base64??=") || !strings.HasPrefix(v, "=?base64?") || !strings.HasSuffix(v, "?=") {
 		return v, true
 	}
-	inner, ok = strings.CutSuffix(inner, "?=")
-	if !ok {
-		return "", false
-	}
-	b, err := base64.StdEncoding.DecodeString(inner)
+	b, err := base64.StdEncoding.Strict().DecodeString(v[len("=?base64?") : len(v)-len("?=")])
 	if err != nil {
 		return "", false
 	}

@@ -619,3 +619,38 @@ func TestListenStreamAcknowledgesAndEndsOnShutdown(t *testing.T) {
 		t.Fatalf("last event %s, want the result that ends L1", e)
 	}
 }
+
+func TestMirroredParamsAreCheckedAgainstTheBody(t *testing.T) {
+	for _, era := range []string{bridge.EraModern, bridge.EraLegacy} {
+		t.Run(era, func(t *testing.T) {
+			s := startModern(t, era)
+			for _, tc := range []struct {
+				what, region, header string
+				status, code         int
+			}{
+				{"literal", "us-west1", "us-west1", 200, 0},
+				{"base64", "Hello, 世界", "=?base64?SGVsbG8sIOS4lueVjA==?=", 200, 0},
+				{"only a prefix is literal", "=?base64?SGVsbG8=", "=?base64?SGVsbG8=", 200, 0},
+				{"missing", "us-west1", "-", 400, -32020},
+				{"different", "us-west1", "eu-north1", 400, -32020},
+				{"bad padding", "Hello", "=?base64?SGVsbG8?=", 400, -32020},
+				{"bad characters", "Hello", "=?base64?SGVs!!!bG8=?=", 400, -32020},
+			} {
+				t.Run(tc.what, func(t *testing.T) {
+					status, resp := s.call(t, "tools/call", "test_x_mcp_header",
+						map[string]any{"name": "test_x_mcp_header", "arguments": map[string]any{"region": tc.region}},
+						map[string]string{"Mcp-Param-Region": tc.header})
+					if code, msg := errorOf(resp); status != tc.status || code != tc.code {
+						t.Errorf("got %d with code %d (%s), want %d with %d", status, code, msg, tc.status, tc.code)
+					}
+				})
+			}
+			// A header for an argument the call does not carry is not expected.
+			status, resp := s.call(t, "tools/call", "test_x_mcp_header",
+				map[string]any{"name": "test_x_mcp_header", "arguments": map[string]any{"query": "q"}}, nil)
+			if status == 400 {
+				t.Errorf("a call without the mirrored argument: %d %v", status, resp)
+			}
+		})
+	}
+}

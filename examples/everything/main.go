@@ -29,7 +29,9 @@
 // test_input_required_result_{elicitation, sampling, list_roots,
 // request_state, tampered_state, multiple_inputs, capabilities, multi_round}
 // with the prompt test_input_required_result_prompt, which ask for input
-// under the suite's keys (a signed requestState where the suite wants one).
+// under the suite's keys (a signed requestState where the suite wants one),
+// and test_x_mcp_header, whose region argument clients mirror into the
+// Mcp-Param-Region header.
 //
 // Resources: test://static-text (text/plain), test://static-binary (a PNG blob),
 // test://watched-resource (text/plain, for subscriptions) and the template

@@ -303,6 +303,24 @@ func addStatelessTools(s *mcp.Server) {
 			return answersText("done:", map[string]any{"step2": req.Params.InputResponses["step2"]}), nil, nil
 		})
 
+	// Its region is mirrored into the Mcp-Param-Region header (SEP-2243),
+	// which the HTTP side in front of this server checks against the body.
+	s.AddTool(&mcp.Tool{
+		Name:        "test_x_mcp_header",
+		Description: "Echoes its region, which clients mirror into the Mcp-Param-Region header.",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{` +
+			`"region":{"type":"string","description":"where to run","x-mcp-header":"Region"},` +
+			`"query":{"type":"string","description":"what to run"}},"required":["region"]}`),
+	}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		var in struct {
+			Region string `json:"region"`
+		}
+		if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+			return nil, fmt.Errorf("reading the arguments: %w", err)
+		}
+		return textResult("region %s", in.Region), nil
+	})
+
 	s.AddPrompt(&mcp.Prompt{Name: "test_input_required_result_prompt", Description: "Asks the user for context (key user_context), then quotes it."},
 		func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 			want := mcp.InputRequestMap{"user_context": nameForm("What context should the prompt use?", "context")}
