@@ -246,6 +246,13 @@ func TestBridgeAnswersThePingAndTurnsSamplingIntoInput(t *testing.T) {
 	for k := range first.Result.InputRequests {
 		key = k
 	}
+	bad := serve(t, b, req(t, 2, "tools/call", map[string]any{
+		"name": "ask", "requestState": first.Result.RequestState, "inputResponses": map[string]any{key: 12345},
+	}, `{"sampling":{}}`))
+	if bad.Error == nil || bad.Error.Code != -32602 {
+		t.Fatalf("an answer that is no result object: %+v, want -32602", bad)
+	}
+	// The state still works with a proper answer.
 	retry := req(t, 2, "tools/call", map[string]any{
 		"name": "ask", "requestState": first.Result.RequestState,
 		"inputResponses": map[string]any{key: map[string]any{"role": "assistant", "model": "m", "content": map[string]any{"type": "text", "text": "hello"}}},

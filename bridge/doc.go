@@ -31,10 +31,12 @@
 // notifications the client asked for from every child of its tenant, and
 // ends with a result when the bridge closes.
 //
-// A pool is a set of *child.Child started by one function
-// (Options.Start) and made ready by the bridge (initialize, for a legacy
-// child). Children started ahead of demand would join a pool the same way:
-// a warm child is one that Start already returned and that waits in the
-// pool's list unready, to be initialized by the first request that takes
-// it, with that request's capabilities.
+// A pool holds *child.Child values started by one function (Options.Start)
+// and made ready by the bridge (the era probe, then initialize for a legacy
+// child, with the pool's capabilities) before they join it. Children started
+// ahead of demand fit in between: a warm child is one Start has returned but
+// nobody has made ready. Kept per tenant (its environment is fixed at start)
+// rather than per pool, a warm child would be taken by pool.start in place of
+// calling Start, and made ready there for whichever capability set needs it
+// first; MaxChildren would count it like any other.
 package bridge

@@ -300,6 +300,15 @@ func (b *Bridge) resume(ctx context.Context, req Request, meta requestMeta, stat
 		Responses map[string]json.RawMessage `json:"inputResponses"`
 	}
 	_ = json.Unmarshal(req.Msg.Params, &p)
+	for key := range c.open {
+		if r, ok := p.Responses[key]; ok && (len(r) == 0 || r[0] != '{') {
+			// Nothing is handed to the child: the same state may be
+			// retried with a proper answer.
+			b.parked.restore(c)
+			return jsonrpc.ErrorResponse(req.Msg.ID, jsonrpc.CodeInvalidParams,
+				"Invalid params: inputResponses["+strconv.Quote(key)+"] is not a result object"), nil
+		}
+	}
 	for key, id := range c.open {
 		if r, ok := p.Responses[key]; ok {
 			if err := c.k.write(resultResponse(id, r)); err != nil {
@@ -493,6 +502,14 @@ func (p *parking) take(id string) (*call, error) {
 	delete(p.calls, id)
 	p.used[id] = c.deadline
 	return c, nil
+}
+
+// restore parks again a call that take returned, under the same id.
+func (p *parking) restore(c *call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.used, c.park)
+	p.calls[c.park] = c
 }
 
 // expired removes and returns the calls past their deadline.
