@@ -208,6 +208,11 @@ func idOrNull(id []byte) []byte {
 func (h *Handler) answerModern(w http.ResponseWriter, r *http.Request, req bridge.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	if h.opts.RequestTimeout > 0 && req.Msg.Method != "subscriptions/listen" {
+		// The bridge cancels the call in the child when this passes.
+		ctx, cancel = context.WithTimeout(ctx, h.opts.RequestTimeout)
+		defer cancel()
+	}
 	notes := make(chan []byte)
 	type outcome struct {
 		resp []byte
@@ -278,6 +283,8 @@ func (h *Handler) finishModern(w http.ResponseWriter, r *http.Request, req bridg
 		resp = jsonrpc.ErrorResponse(req.Msg.ID, jsonrpc.CodeInternalError, err.Error())
 	case r.Context().Err() != nil:
 		return // the client left, which cancelled the request
+	case errors.Is(err, context.DeadlineExceeded):
+		resp = jsonrpc.ErrorResponse(req.Msg.ID, jsonrpc.CodeInternalError, "request timed out after "+h.opts.RequestTimeout.String())
 	default:
 		status := http.StatusInternalServerError
 		if outOfDescriptors(err) {

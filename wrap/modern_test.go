@@ -31,8 +31,17 @@ type modernServer struct {
 
 func startModern(t *testing.T, era string, tweaks ...func(*bridge.Options)) *modernServer {
 	t.Helper()
+	return startModernWith(t, era, nil, tweaks...)
+}
+
+// startModernWith is startModern with the front door's options tweaked too.
+func startModernWith(t *testing.T, era string, wtweak func(*wrap.Options), tweaks ...func(*bridge.Options)) *modernServer {
+	t.Helper()
 	var b *bridge.Bridge
 	s := start(t, func(so *session.Options, wo *wrap.Options) {
+		if wtweak != nil {
+			wtweak(wo)
+		}
 		opts := bridge.Options{
 			Command:      so.Command,
 			ChildOptions: child.Options{CloseGrace: time.Second, TermGrace: time.Second},
@@ -651,6 +660,23 @@ func TestMirroredParamsAreCheckedAgainstTheBody(t *testing.T) {
 			if status == 400 {
 				t.Errorf("a call without the mirrored argument: %d %v", status, resp)
 			}
+		})
+	}
+}
+
+func TestRequestTimeoutCancelsAStatelessCall(t *testing.T) {
+	for _, era := range []string{bridge.EraLegacy, bridge.EraModern} {
+		t.Run(era, func(t *testing.T) {
+			s := startModernWith(t, era, func(o *wrap.Options) { o.RequestTimeout = 500 * time.Millisecond })
+			status, resp := s.call(t, "tools/call", "sleep", map[string]any{"name": "sleep", "arguments": map[string]any{"ms": 600000}}, nil)
+			if code, msg := errorOf(resp); status != 200 || code != -32603 || !strings.Contains(msg, "timed out") {
+				t.Errorf("a call past the request timeout: %d %d %q", status, code, msg)
+			}
+			testkit.Eventually(t, "the child to see the cancellation", func() bool {
+				_, resp := s.call(t, "tools/call", "interrupted", map[string]any{"name": "interrupted"}, nil)
+				b, _ := json.Marshal(resp["result"])
+				return strings.Contains(string(b), `"text":"1"`)
+			})
 		})
 	}
 }
