@@ -667,16 +667,20 @@ func TestMirroredParamsAreCheckedAgainstTheBody(t *testing.T) {
 func TestRequestTimeoutCancelsAStatelessCall(t *testing.T) {
 	for _, era := range []string{bridge.EraLegacy, bridge.EraModern} {
 		t.Run(era, func(t *testing.T) {
-			s := startModernWith(t, era, func(o *wrap.Options) { o.RequestTimeout = 500 * time.Millisecond })
+			s := startModernWith(t, era, func(o *wrap.Options) { o.RequestTimeout = 2 * time.Second })
+			interrupted := func() string {
+				_, resp := s.call(t, "tools/call", "interrupted", map[string]any{"name": "interrupted"}, nil)
+				b, _ := json.Marshal(resp["result"])
+				return string(b)
+			}
+			// The child is started first, so that the timeout is all the
+			// sleep's.
+			testkit.Eventually(t, "a child to answer", func() bool { return strings.Contains(interrupted(), `"text":"0"`) })
 			status, resp := s.call(t, "tools/call", "sleep", map[string]any{"name": "sleep", "arguments": map[string]any{"ms": 600000}}, nil)
 			if code, msg := errorOf(resp); status != 200 || code != -32603 || !strings.Contains(msg, "timed out") {
 				t.Errorf("a call past the request timeout: %d %d %q", status, code, msg)
 			}
-			testkit.Eventually(t, "the child to see the cancellation", func() bool {
-				_, resp := s.call(t, "tools/call", "interrupted", map[string]any{"name": "interrupted"}, nil)
-				b, _ := json.Marshal(resp["result"])
-				return strings.Contains(string(b), `"text":"1"`)
-			})
+			testkit.Eventually(t, "the child to see the cancellation", func() bool { return strings.Contains(interrupted(), `"text":"1"`) })
 		})
 	}
 }
