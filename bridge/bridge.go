@@ -261,6 +261,7 @@ func (b *Bridge) Close(ctx context.Context) error {
 				errs = append(errs, err)
 				emu.Unlock()
 			}
+			<-k.done // its reader ends with its stdout
 		})
 	}
 	b.wg.Wait()

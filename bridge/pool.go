@@ -86,7 +86,7 @@ func (p *pool) acquire(ctx context.Context, exclusive, queue bool) (*conn, error
 			}
 			if b.closed {
 				b.mu.Unlock()
-				go k.c.Stop(context.Background())
+				b.wg.Go(func() { _ = k.c.Stop(context.Background()) })
 				return nil, ErrClosed
 			}
 			p.conns = append(p.conns, k)
@@ -167,7 +167,7 @@ func (p *pool) reclaimLocked() bool {
 		return false
 	}
 	oldest.pool().dropLocked(oldest)
-	go oldest.c.Stop(context.Background())
+	p.b.wg.Go(func() { _ = oldest.c.Stop(context.Background()) })
 	return true
 }
 
