@@ -599,6 +599,8 @@ func TestListenStreamAcknowledgesAndEndsOnShutdown(t *testing.T) {
 		for sc.Scan() {
 			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
 				events <- d
+			} else if strings.HasPrefix(sc.Text(), ":") {
+				events <- sc.Text()
 			}
 		}
 		close(events)
@@ -615,8 +617,19 @@ func TestListenStreamAcknowledgesAndEndsOnShutdown(t *testing.T) {
 	if e := next(); !strings.Contains(e, "notifications/subscriptions/acknowledged") || !strings.Contains(e, `"io.modelcontextprotocol/subscriptionId":"L1"`) {
 		t.Fatalf("first event %s, want the acknowledgement for L1", e)
 	}
+	if e := next(); !strings.HasPrefix(e, ":") {
+		t.Fatalf("event %s on a quiet stream, want a keep-alive comment", e)
+	}
 	s.call(t, "tools/call", "test_trigger_prompt_change", map[string]any{"name": "test_trigger_prompt_change"}, nil)
-	if e := next(); !strings.Contains(e, "notifications/prompts/list_changed") || !strings.Contains(e, `"L1"`) {
+	// nextMessage skips keep-alives.
+	nextMessage := func() string {
+		for {
+			if e := next(); !strings.HasPrefix(e, ":") {
+				return e
+			}
+		}
+	}
+	if e := nextMessage(); !strings.Contains(e, "notifications/prompts/list_changed") || !strings.Contains(e, `"L1"`) {
 		t.Fatalf("event %s, want prompts/list_changed for L1", e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -624,7 +637,7 @@ func TestListenStreamAcknowledgesAndEndsOnShutdown(t *testing.T) {
 	if err := s.B.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(); !strings.Contains(e, `"id":"L1"`) || !strings.Contains(e, `"result"`) {
+	if e := nextMessage(); !strings.Contains(e, `"id":"L1"`) || !strings.Contains(e, `"result"`) {
 		t.Fatalf("last event %s, want the result that ends L1", e)
 	}
 }
@@ -682,5 +695,19 @@ func TestRequestTimeoutCancelsAStatelessCall(t *testing.T) {
 			}
 			testkit.Eventually(t, "the child to see the cancellation", func() bool { return strings.Contains(interrupted(), `"text":"1"`) })
 		})
+	}
+}
+
+func TestFullPoolAnswers503ButStillDiscovers(t *testing.T) {
+	s := startModern(t, bridge.EraLegacy, func(o *bridge.Options) { o.MaxChildren = 1; o.QueueTimeout = 200 * time.Millisecond })
+	ask(t, s.server, "parked") // holds the only child
+	body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"sampling":{},"elicitation":{}}}}}`
+	resp, text := s.do(t, raw{body: body, version: "2026-07-28", headers: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "echo"}})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(text, `"id":3`) {
+		t.Errorf("a call while the only child is parked: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), text)
+	}
+	if status, resp := s.call(t, "server/discover", "", nil, nil); status != 200 {
+		t.Errorf("server/discover while full: %d %v", status, resp)
 	}
 }
