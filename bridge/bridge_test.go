@@ -342,3 +342,27 @@ func TestAParkedCallKeepsTheBridgeBusy(t *testing.T) {
 	}, `{"sampling":{}}`))
 	testkit.Eventually(t, "the bridge to count as idle", func() bool { return b.IdleFor() > 0 })
 }
+
+func TestAChildWritingAnOverlongLineIsKilled(t *testing.T) {
+	b := newBridge(t, child.Command{Path: everything}, func(o *bridge.Options) {
+		o.Era = bridge.EraLegacy
+		o.MaxChildren = 1
+		o.ChildOptions.MaxLine = 64 << 10
+	})
+	resp := serve(t, b, req(t, 1, "tools/call", map[string]any{"name": "pid"}, `{}`))
+	if len(resp.Result.Content) != 1 {
+		t.Fatalf("pid: %+v", resp)
+	}
+	var pid int
+	if _, err := fmt.Sscan(resp.Result.Content[0].Text, &pid); err != nil {
+		t.Fatal(err)
+	}
+	resp = serve(t, b, req(t, 2, "tools/call", map[string]any{"name": "big", "arguments": map[string]any{"size": 256 << 10}}, `{}`))
+	if resp.Error == nil || resp.Error.Code != -32603 {
+		t.Errorf("a response over the line limit: %+v, want -32603", resp)
+	}
+	testkit.Eventually(t, "the child that wrote it to be gone", func() bool { return !testkit.Alive(pid) })
+	if resp := serve(t, b, req(t, 3, "tools/call", map[string]any{"name": "pid"}, `{}`)); resp.Error != nil {
+		t.Errorf("the pool did not recover: %+v", resp.Error)
+	}
+}

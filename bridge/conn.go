@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,12 @@ func (k *conn) read() {
 	for {
 		line, err := k.c.ReadLine()
 		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				// A line over the limit, or a broken pipe: the stream
+				// cannot be read on, so the child cannot serve.
+				k.log.Warn().Err(err).Msg("cannot read the child any more; killing it")
+				k.c.Kill()
+			}
 			return
 		}
 		msg, err := jsonrpc.Parse(line)
