@@ -58,6 +58,7 @@ type Options struct {
 	QueueTimeout time.Duration // wait this long for a free child, then ErrBusy (0: as long as the client)
 	StateTTL     time.Duration // how long a parked call waits for the client's retry
 	StartTimeout time.Duration // bound on starting and initializing a child
+	ProbeTimeout time.Duration // wait this long for the era probe's answer; silence means legacy (0: 5s)
 	Secret       string        // keys requestState (HKDF); "" draws a key per boot
 	MachineID    string        // this instance, named in requestState (FLY_MACHINE_ID)
 }
@@ -110,6 +111,9 @@ func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = 5 * time.Second
 	}
 	if opts.Start == nil {
 		copts := opts.ChildOptions

@@ -100,6 +100,8 @@ func fakeLegacy() {
 			if ch != nil {
 				ch <- append(m.Result, m.Error...)
 			}
+		case m.Method == "server/discover" && os.Getenv("BRIDGE_FAKE_SILENT") == "1":
+			// Some servers ignore what comes before initialize.
 		case m.Method == "initialize":
 			caps = m.Params.Capabilities
 			send(map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": map[string]any{
@@ -364,5 +366,15 @@ func TestAChildWritingAnOverlongLineIsKilled(t *testing.T) {
 	testkit.Eventually(t, "the child that wrote it to be gone", func() bool { return !testkit.Alive(pid) })
 	if resp := serve(t, b, req(t, 3, "tools/call", map[string]any{"name": "pid"}, `{}`)); resp.Error != nil {
 		t.Errorf("the pool did not recover: %+v", resp.Error)
+	}
+}
+
+func TestAChildSilentToTheProbeIsLegacy(t *testing.T) {
+	cmd := fake()
+	cmd.Env = append(cmd.Env, "BRIDGE_FAKE_SILENT=1")
+	b := newBridge(t, cmd, func(o *bridge.Options) { o.ProbeTimeout = 200 * time.Millisecond })
+	resp := serve(t, b, req(t, 1, "tools/call", map[string]any{"name": "caps"}, `{"sampling":{}}`))
+	if len(resp.Result.Content) != 1 || resp.Result.Content[0].Text != `{"sampling":{}}` {
+		t.Errorf("a call through a child that ignored the probe: %+v", resp)
 	}
 }

@@ -248,14 +248,18 @@ func (b *Bridge) ready(ctx context.Context, p *pool, k *conn) error {
 		defer b.probeMu.Unlock()
 	}
 	if b.era() == eraUnknown {
-		resp, err := k.roundTrip(ctx, request("server/discover", modernMeta(nil)))
-		if err != nil {
+		// A server of the initialize-based era may also say nothing to a
+		// request before initialize; silence is an answer too.
+		pctx, pcancel := context.WithTimeout(ctx, b.opts.ProbeTimeout)
+		resp, err := k.roundTrip(pctx, request("server/discover", modernMeta(nil)))
+		pcancel()
+		if err != nil && (ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded)) {
 			return fmt.Errorf("probing the child's protocol era: %w", err)
 		}
 		var r struct {
 			Result *initInfo `json:"result"`
 		}
-		if json.Unmarshal(resp, &r) == nil && r.Result != nil {
+		if err == nil && json.Unmarshal(resp, &r) == nil && r.Result != nil {
 			b.setEra(eraModern)
 			b.log.Info().Msg("the wrapped server speaks protocol 2026-07-28: requests pass through")
 			k.info = *r.Result
