@@ -711,3 +711,31 @@ func TestFullPoolAnswers503ButStillDiscovers(t *testing.T) {
 		t.Errorf("server/discover while full: %d %v", status, resp)
 	}
 }
+
+func TestLogMessagesReachOnlyARequestThatAskedForThem(t *testing.T) {
+	for _, era := range []string{bridge.EraLegacy, bridge.EraModern} {
+		t.Run(era, func(t *testing.T) {
+			s := startModern(t, era)
+			for _, level := range []string{"info", "error", ""} {
+				meta := map[string]any{
+					"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+					"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+				}
+				if level != "" {
+					meta["io.modelcontextprotocol/logLevel"] = level
+				}
+				body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+					"params": map[string]any{"name": "test_tool_with_logging", "_meta": meta}})
+				resp, text := s.do(t, raw{body: string(body), version: "2026-07-28",
+					headers: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "test_tool_with_logging"}})
+				want := 0
+				if level == "info" {
+					want = 3 // three info messages; none reach "error" or no level
+				}
+				if got := strings.Count(text, "notifications/message"); resp.StatusCode != 200 || got != want {
+					t.Errorf("level %q: %d with %d log messages, want %d:\n%s", level, resp.StatusCode, got, want, text)
+				}
+			}
+		})
+	}
+}
