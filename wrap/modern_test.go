@@ -739,3 +739,21 @@ func TestLogMessagesReachOnlyARequestThatAskedForThem(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressReachesTheRequestWithItsOwnToken(t *testing.T) {
+	for _, era := range []string{bridge.EraLegacy, bridge.EraModern} {
+		t.Run(era, func(t *testing.T) {
+			s := startModern(t, era)
+			body := `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"test_tool_with_progress","_meta":{"progressToken":"tok-6",` +
+				`"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+			_, text := s.do(t, raw{body: body, version: "2026-07-28",
+				headers: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "test_tool_with_progress"}})
+			if got := strings.Count(text, `"progressToken":"tok-6"`); got != 3 {
+				t.Errorf("%d progress notifications with the client's token, want 3:\n%s", got, text)
+			}
+			if strings.Contains(text, "mcpwrap-") {
+				t.Errorf("an id or token of mcpwrap's own reached the client:\n%s", text)
+			}
+		})
+	}
+}
