@@ -67,7 +67,7 @@ func TestThousandSessionsLeaveNothing(t *testing.T) {
 	// client's and server's pools, timers) is there before counting.
 	roundTrip := func(ctx context.Context) error {
 		client := mcp.NewClient(&mcp.Implementation{Name: "leak", Version: "1"}, nil)
-		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", HTTPClient: httpClient}, nil)
+		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", HTTPClient: httpClient}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 		if err != nil {
 			return err
 		}

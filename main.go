@@ -29,6 +29,7 @@ import (
 	"github.com/mcpwrap/mcpwrap/auth"
 	"github.com/mcpwrap/mcpwrap/authserver"
 	"github.com/mcpwrap/mcpwrap/bench"
+	"github.com/mcpwrap/mcpwrap/bridge"
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
@@ -134,19 +135,21 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
+	command := child.Command{
+		Path: cfg.Command[0],
+		Args: cfg.Command[1:],
+		Env:  cfg.ChildEnviron(environ),
+		Dir:  cfg.ChildDir,
+		PTY:  cfg.PTY,
+	}
+	childOpts := child.Options{
+		MaxLine:    cfg.MaxMessage,
+		CloseGrace: cfg.CloseGrace,
+		TermGrace:  cfg.TermGrace,
+	}
 	reg = session.NewRegistry(session.Options{
-		Command: child.Command{
-			Path: cfg.Command[0],
-			Args: cfg.Command[1:],
-			Env:  cfg.ChildEnviron(environ),
-			Dir:  cfg.ChildDir,
-			PTY:  cfg.PTY,
-		},
-		Child: child.Options{
-			MaxLine:    cfg.MaxMessage,
-			CloseGrace: cfg.CloseGrace,
-			TermGrace:  cfg.TermGrace,
-		},
+		Command:             command,
+		Child:               childOpts,
 		MaxSessions:         cfg.MaxSessions,
 		MaxQueue:            cfg.MaxQueue,
 		MaxQueuedBytes:      int64(cfg.MaxQueuedBytes),
@@ -159,6 +162,22 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		MachineID:           cfg.MachineID,
 		Observer:            stats,
 	}, log)
+	// Protocol 2026-07-28 has no sessions: its requests go to pools of
+	// children of their own.
+	stateless, err := bridge.New(bridge.Options{
+		Command:      command,
+		ChildOptions: childOpts,
+		Era:          cfg.ChildEra,
+		MaxChildren:  cfg.StatelessMax,
+		IdleTimeout:  cfg.StatelessIdle,
+		QueueTimeout: cfg.StatelessQueue,
+		StateTTL:     cfg.InputTimeout,
+		Secret:       cfg.AuthSecret,
+		MachineID:    cfg.MachineID,
+	}, log)
+	if err != nil {
+		return err
+	}
 	handler := wrap.New(wrap.Options{
 		Path:              cfg.Path,
 		SSEPath:           cfg.SSEPath,
@@ -174,6 +193,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		SlowReaderTimeout: cfg.SlowReader,
 		MaxBatch:          cfg.MaxBatch,
 		MachineID:         cfg.MachineID,
+		Stateless:         stateless,
 		Metrics:           stats,
 	}, reg, log)
 
@@ -211,6 +231,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	background.Go(func() { served <- srv.Serve(ln) })
 	defer srv.Close() // when run returns before shutdown, Serve must end too
 	background.Go(func() { reg.ReapIdle(bgCtx) })
+	background.Go(func() { stateless.Run(bgCtx) })
+	defer stateless.Close(context.Background()) // when run returns before shutdown
 
 	log.Info().Str("addr", ln.Addr().String()).Interface("config", cfg.Redacted()).Msg("mcpwrap listening")
 	if len(cfg.Tenants) == 0 && oauth == nil {
@@ -245,19 +267,19 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		case <-ctx.Done():
 			why = "stopped"
 		case <-idle:
-			if d := reg.IdleFor(); d >= cfg.ExitWhenIdle {
-				why = "no session for " + d.Round(time.Second).String()
+			if d := min(reg.IdleFor(), stateless.IdleFor()); d >= cfg.ExitWhenIdle {
+				why = "no session for " + d.Round(time.Second).String() + " and no stateless request either"
 			}
 		}
 	}
-	return shutdown(srv, reg, cfg.ShutdownBudget, signals, why, log)
+	return shutdown(srv, reg, stateless, cfg.ShutdownBudget, signals, why, log)
 }
 
 // shutdown stops accepting, ends every session in parallel (which ends their
 // streams), and returns within budget: nil when every session ended in time,
 // an error (exit status 1) when the budget or a second signal cut it short
 // and the children left were killed.
-func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
+func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
 	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget_ms", budget).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
@@ -274,7 +296,9 @@ func shutdown(srv *http.Server, reg *session.Registry, budget time.Duration, sig
 	srv.SetKeepAlivesEnabled(false)
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Shutdown(ctx) }()
-	regErr := reg.Close(ctx)
+	bridgeDone := make(chan error, 1)
+	go func() { bridgeDone <- stateless.Close(ctx) }() // ends listen streams too
+	regErr := errors.Join(reg.Close(ctx), <-bridgeDone)
 	httpErr := <-httpDone
 	if httpErr != nil {
 		_ = srv.Close() // streams still open past the budget

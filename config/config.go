@@ -48,7 +48,7 @@
 //	MCPWRAP_AUTH_ALGORITHMS         RS256,ES256,EdDSA,PS256  OAuth: accepted token signature algorithms (asymmetric only)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID      (none)   OAuth: with the secret, check opaque tokens at the issuer (RFC 7662)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET  (none)   OAuth: the introspection client's secret
-//	MCPWRAP_AUTH_SECRET             (none)             built-in authorization server: every key derives from it (≥ 32 bytes)
+//	MCPWRAP_AUTH_SECRET             (none)             built-in authorization server: every key derives from it, requestState's too (≥ 32 bytes)
 //	MCPWRAP_AUTH_SECRET_PREVIOUS    (none)             the secret before a rotation: what it issued stays valid
 //	MCPWRAP_AUTH_GITHUB_CLIENT_ID   (none)             sign in with GitHub: the OAuth app's client id
 //	MCPWRAP_AUTH_GITHUB_CLIENT_SECRET (none)           … and its client secret
@@ -57,7 +57,12 @@
 //	MCPWRAP_AUTH_OIDC_CLIENT_ID     (none)             … its client id
 //	MCPWRAP_AUTH_OIDC_CLIENT_SECRET (none)             … its client secret
 //	MCPWRAP_AUTH_OIDC_NAME          (none)             … the sign-in button's label, e.g. Google
-//	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
+//	MCPWRAP_CHILD_ERA               auto               protocol era of the wrapped server: auto (probe once), legacy or modern
+//	MCPWRAP_STATELESS_MAX_CHILDREN  100                children serving protocol 2026-07-28 requests, across tenants
+//	MCPWRAP_STATELESS_IDLE_TIMEOUT  5m                 stop such a child after it was free this long (0: never)
+//	MCPWRAP_STATELESS_QUEUE_TIMEOUT 30s                wait this long for a free child, then 503 with Retry-After (0: as long as the client)
+//	MCPWRAP_INPUT_TIMEOUT           10m                how long a call waiting for the client's input keeps its child
+//	FLY_MACHINE_ID                  (set by Fly.io)    session ids and requestState name this Machine; others' are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
 // 127.0.0.1:8080 otherwise, so that an unauthenticated mcpwrap is reachable
@@ -134,6 +139,11 @@ type Config struct {
 	HeaderTimeout  time.Duration `env:"HTTP_HEADER_TIMEOUT" envDefault:"10s" help:"time allowed to read a request's headers"`
 	BodyTimeout    time.Duration `env:"HTTP_BODY_TIMEOUT" envDefault:"60s" help:"time allowed to read a request's body"`
 	ConnIdle       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"close a keep-alive connection idle this long"`
+	ChildEra       string        `env:"CHILD_ERA" envDefault:"auto" help:"protocol era of the wrapped server: auto, legacy or modern"`
+	StatelessMax   int           `env:"STATELESS_MAX_CHILDREN" envDefault:"100" help:"children serving protocol 2026-07-28 requests, across tenants"`
+	StatelessIdle  time.Duration `env:"STATELESS_IDLE_TIMEOUT" envDefault:"5m" help:"stop a stateless-era child after it was free this long (0 never)"`
+	StatelessQueue time.Duration `env:"STATELESS_QUEUE_TIMEOUT" envDefault:"30s" help:"wait this long for a free child, then 503 (0: as long as the client)"`
+	InputTimeout   time.Duration `env:"INPUT_TIMEOUT" envDefault:"10m" help:"how long a call waiting for the client's input keeps its child"`
 
 	PublicURL                     string   `env:"PUBLIC_URL" help:"externally visible base URL, e.g. https://my-mcp.fly.dev"`
 	AuthIssuer                    string   `env:"AUTH_ISSUER" help:"OAuth issuer whose access tokens are accepted"`
@@ -145,7 +155,7 @@ type Config struct {
 	AuthIntrospectionClientSecret string   `env:"AUTH_INTROSPECTION_CLIENT_SECRET" secret:"true" help:"client secret for introspecting opaque tokens"`
 
 	// The built-in authorization server (mode 2).
-	AuthSecret             string `env:"AUTH_SECRET" secret:"true" help:"turn on the built-in authorization server; every key derives from this secret (at least 32 bytes)"`
+	AuthSecret             string `env:"AUTH_SECRET" secret:"true" help:"turn on the built-in authorization server; every key (and requestState's) derives from this secret (at least 32 bytes)"`
 	AuthSecretPrevious     string `env:"AUTH_SECRET_PREVIOUS" secret:"true" help:"the secret before a rotation, still accepted"`
 	AuthGitHubClientID     string `env:"AUTH_GITHUB_CLIENT_ID" help:"sign in with GitHub: the OAuth app's client id"`
 	AuthGitHubClientSecret string `env:"AUTH_GITHUB_CLIENT_SECRET" secret:"true" help:"sign in with GitHub: the OAuth app's client secret"`
@@ -257,6 +267,12 @@ func (c Config) validate() error {
 	}
 	if c.SlowReader < 0 || c.MaxBatch < 1 || c.UnusedTimeout < 0 || c.LogRate < 0 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_BATCH must be positive; MCPWRAP_SLOW_READER_TIMEOUT, MCPWRAP_UNUSED_SESSION_TIMEOUT and MCPWRAP_LOG_LINES_PER_SECOND not negative", ErrUsage)
+	}
+	if !slices.Contains([]string{"auto", "legacy", "modern"}, c.ChildEra) {
+		return fmt.Errorf("%w: MCPWRAP_CHILD_ERA %q must be auto, legacy or modern", ErrUsage, c.ChildEra)
+	}
+	if c.StatelessMax < 1 || c.StatelessIdle < 0 || c.StatelessQueue < 0 || c.InputTimeout <= 0 {
+		return fmt.Errorf("%w: MCPWRAP_STATELESS_MAX_CHILDREN and MCPWRAP_INPUT_TIMEOUT must be positive, the stateless timeouts not negative", ErrUsage)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tenants {

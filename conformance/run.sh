@@ -30,7 +30,7 @@ url=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 limit=${CONFORMANCE_TIMEOUT:-600}
 
-if [[ ! -d "$here/node_modules/@modelcontextprotocol/conformance" || ! -d "$here/node_modules/conformance-next" ]]; then
+if [[ ! -d "$here/node_modules/@modelcontextprotocol/conformance" || ! -d "$here/node_modules/conformance-next" || ! -d "$here/node_modules/@modelcontextprotocol/client" ]]; then
 	echo "conformance: installing the pinned suite (npm ci)" >&2
 	(cd "$here" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) >&2
 fi

@@ -96,7 +96,12 @@ func TestEndToEnd(t *testing.T) {
 	ctx := testContext(t, 2*testTimeout)
 	srv := startServer(t)
 	cmd, stderr := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
-	cs := mustConnect(t, ctx, cmd, nil)
+	// Pinned to the stateful era: this test follows the remote session the
+	// shim keeps and rebuilds, which protocol 2026-07-28 does not have.
+	cs, err := connectWith(t, ctx, cmd, nil, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
 
 	tools, err := cs.ListTools(ctx, nil)
 	if err != nil || len(tools.Tools) < 10 {
@@ -189,5 +194,26 @@ func TestEndToEndSSE(t *testing.T) {
 	}
 	if err := cs.Close(); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+}
+
+// TestEndToEndStateless: a client that speaks protocol 2026-07-28 reaches
+// mcpwrap through the shim without falling back, and its calls, including
+// one that needs its input, work without any remote session.
+func TestEndToEndStateless(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*testTimeout)
+	defer cancel()
+	srv := startServer(t)
+	cmd, _ := realShim(t, []string{"MCPWRAP_TOKEN=" + testToken}, srv.url("/mcp"))
+	cs := mustConnect(t, ctx, cmd, nil)
+	if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Fatalf("negotiated %q through the shim, want 2026-07-28", v)
+	}
+	exerciseEverything(t, ctx, cs, "stateless")
+	if err := cs.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if started := srv.proc.Logs.Find(func(l testkit.Line) bool { return l.Msg() == "session started" }); len(started) > 0 {
+		t.Errorf("a stateless client opened %d sessions", len(started))
 	}
 }

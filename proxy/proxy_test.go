@@ -347,6 +347,12 @@ func newTestServer(slow chan<- struct{}, quit <-chan struct{}) *mcp.Server {
 // connect starts the shim as the SDK client's stdio child.
 func connect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
 	t.Helper()
+	return connectWith(t, ctx, cmd, opts, nil)
+}
+
+// connectWith is connect with session options (a pinned protocol version).
+func connectWith(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientOptions, sopts *mcp.ClientSessionOptions) (*mcp.ClientSession, error) {
+	t.Helper()
 	if opts == nil {
 		opts = &mcp.ClientOptions{}
 	}
@@ -360,7 +366,7 @@ func connect(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.ClientO
 		}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, opts)
-	return client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	return client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, sopts)
 }
 
 func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[string]any) (string, error) {

@@ -63,6 +63,9 @@ if ! conformance/run.sh "http://$addr/mcp"; then
 	exit 1
 fi
 
+echo "== MCP conformance suite, protocol 2026-07-28: child forced modern, then forced legacy (the bridge)"
+conformance/stateless.sh "$bin/mcpwrap" "$bin/everything"
+
 echo "== benchmarks (smoke: one short run each, no thresholds)"
 go test -run '^$' -bench . -benchtime 1x -timeout 10m ./... > /dev/null
 echo "benchmarks ran"

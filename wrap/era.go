@@ -43,11 +43,17 @@ func eraOf(r *http.Request, msgs []jsonrpc.Message) era {
 	return stateful
 }
 
-// serveModern answers a request of the stateless era. mcpwrap serves the
-// stateful era only, and answers the way a server of that era does, with a
-// 400 that is no stateless-era error: a dual-era client probing with
-// server/discover then falls back to initialize.
-func (h *Handler) serveModern(w http.ResponseWriter, r *http.Request) {
+// serveModern answers a request of the stateless era: through the bridge
+// when there is one (see modernPost; msgs is nil while the body is unread).
+// Without one mcpwrap serves the stateful era only, and answers the way a
+// server of that era does, with a 400 that is no stateless-era error: a
+// dual-era client probing with server/discover then falls back to
+// initialize.
+func (h *Handler) serveModern(w http.ResponseWriter, r *http.Request, msgs []jsonrpc.Message, release func()) {
+	if h.opts.Stateless != nil {
+		h.modernPost(w, r, msgs, release)
+		return
+	}
 	writeError(w, http.StatusBadRequest, nil, codeBadRequest,
 		"Bad Request: this server speaks protocol 2025-11-25 and earlier; initialize a session (unsupported MCP-Protocol-Version "+r.Header.Get(headerVersion)+")")
 }

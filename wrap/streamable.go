@@ -77,7 +77,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if eraOf(r, nil) == modern {
-		h.serveModern(w, r)
+		h.serveModern(w, r, nil, nil)
 		return
 	}
 	ver, ok := version(w, r)
@@ -104,7 +104,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 	}
 	noteMessages(r, msgs, len(body))
 	if eraOf(r, msgs) == modern {
-		h.serveModern(w, r)
+		h.serveModern(w, r, msgs, release)
 		return
 	}
 	if batch && ver >= "2025-06-18" {

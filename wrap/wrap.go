@@ -1,5 +1,6 @@
 // Package wrap is mcpwrap's HTTP front door: the Streamable HTTP endpoint
-// (protocol versions 2025-03-26 to 2025-11-25), the deprecated HTTP+SSE
+// (protocol versions 2025-03-26 to 2025-11-25 with sessions, and 2026-07-28
+// without, checked here and served by package bridge), the deprecated HTTP+SSE
 // endpoints (2024-11-05), Origin checks, session affinity across instances
 // (fly-replay), and the health and metrics endpoints. Who a request comes
 // from is package auth's to say; everything behind the door — child
@@ -56,6 +57,9 @@ type Options struct {
 	// FLY_MACHINE_ID). Session ids then start with it, and a request for a
 	// session another instance owns is sent there with a fly-replay header.
 	MachineID string
+	// Stateless, when set, serves requests of protocol 2026-07-28 (package
+	// bridge); without it they get the stateful era's answer.
+	Stateless Stateless
 	// Metrics, when set, counts requests and is served at /metrics behind
 	// the same token as the MCP endpoints (see also MetricsHandler).
 	Metrics *metrics.Metrics
@@ -92,7 +96,7 @@ func New(opts Options, reg Sessions, log zerolog.Logger) *Handler {
 	}
 	h := &Handler{opts: opts, reg: reg, log: log, mux: http.NewServeMux(), bodies: newBodyBudget(opts.MaxBodyBytes)}
 	h.mux.HandleFunc("/healthz", h.health)
-	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.streamable))))
+	h.mux.Handle(opts.Path, h.guard(observe(opts.Metrics, http.HandlerFunc(h.endpoint))))
 	h.mux.Handle(opts.SSEPath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseStream))))
 	h.mux.Handle(opts.MessagePath, h.guard(observe(opts.Metrics, http.HandlerFunc(h.sseMessage))))
 	if opts.Metrics != nil {

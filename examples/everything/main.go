@@ -22,6 +22,17 @@
 //	test_elicitation_sep1330_enums     elicits a form with the five enum shapes of SEP-1330
 //	json_schema_2020_12_tool           input schema using $schema, $defs, $anchor, allOf/anyOf, if/then/else
 //
+// For the 2026-07-28 scenarios (stateless.go): test_missing_capability (-32021
+// without the sampling capability), test_streaming_elicitation,
+// test_logging_tool, test_trigger_tool_change and test_trigger_prompt_change
+// (each call adds or removes test_dynamic_tool / test_dynamic_prompt), and
+// test_input_required_result_{elicitation, sampling, list_roots,
+// request_state, tampered_state, multiple_inputs, capabilities, multi_round}
+// with the prompt test_input_required_result_prompt, which ask for input
+// under the suite's keys (a signed requestState where the suite wants one),
+// and test_x_mcp_header, whose region argument clients mirror into the
+// Mcp-Param-Region header.
+//
 // Resources: test://static-text (text/plain), test://static-binary (a PNG blob),
 // test://watched-resource (text/plain, for subscriptions) and the template
 // test://template/{id}/data (JSON mentioning the id). Subscribe and
@@ -38,6 +49,7 @@
 //	echo {text}          returns text unchanged (large-request tests)
 //	big {size}           returns a text of exactly size bytes, at most 64 MiB (large-response tests)
 //	sleep {ms}           sleeps, at most 10 minutes; a cancellation ends it early
+//	interrupted          how many sleeps a cancellation ended in this process
 //	crash {code}         exits the process with code mid-request, never answering
 //	stderr {bytes}       writes exactly bytes bytes of text lines to stderr, at most 64 MiB
 //	garbage {line?}      writes one non-JSON line on stdout between two messages

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -64,6 +65,7 @@ func newServer(e env) *mcp.Server {
 	})
 	png := redPixelPNG()
 	addConformanceTools(s, png)
+	addStatelessTools(s)
 	addTestTools(s, e)
 	addResources(s, png)
 	addPrompts(s, png)
@@ -401,6 +403,9 @@ func addTestTools(s *mcp.Server, e env) {
 	type sleepArgs struct {
 		MS int `json:"ms" jsonschema:"milliseconds to sleep"`
 	}
+	// interrupted counts the sleeps a cancellation ended, so that a test
+	// can see a cancellation reach the server.
+	var interrupted atomic.Int64
 	mcp.AddTool(s, &mcp.Tool{Name: "sleep", Description: "Sleeps ms milliseconds (at most 10 minutes); a cancellation ends it early with an error."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in sleepArgs) (*mcp.CallToolResult, any, error) {
 			d := time.Duration(in.MS) * time.Millisecond
@@ -408,9 +413,14 @@ func addTestTools(s *mcp.Server, e env) {
 				return nil, nil, fmt.Errorf("ms %d out of range [0, %d]", in.MS, maxDuration.Milliseconds())
 			}
 			if err := pause(ctx, d); err != nil {
+				interrupted.Add(1)
 				return nil, nil, fmt.Errorf("sleep interrupted: %w", err)
 			}
 			return textResult("slept %d ms", in.MS), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "interrupted", Description: "Returns how many sleeps a cancellation has ended in this process."},
+		func(context.Context, *mcp.CallToolRequest, noArgs) (*mcp.CallToolResult, any, error) {
+			return textResult("%d", interrupted.Load()), nil, nil
 		})
 
 	type crashArgs struct {

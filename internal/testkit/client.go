@@ -41,9 +41,16 @@ type Client struct {
 	// default retries, as real clients have them; -1 gives up on a broken
 	// stream at once.
 	MaxRetries int
-	// ProtocolVersion is the one to ask for; the SDK's latest if empty.
+	// ProtocolVersion is the one to ask for. Empty asks for 2025-11-25,
+	// the newest revision with sessions, which most tests follow: the SDK's
+	// own default is the stateless 2026-07-28, which has none. Stateless
+	// asks for the SDK's default instead.
 	ProtocolVersion string
+	Stateless       bool
 }
+
+// sessionEra is the revision a Client asks for unless told otherwise.
+const sessionEra = "2025-11-25"
 
 // Connect opens a session, within a generous bound. The HTTP+SSE
 // transport keeps ctx for the life of its stream, so ctx is cancelled only
@@ -59,8 +66,12 @@ func (c Client) Connect(ctx context.Context) (*mcp.ClientSession, error) {
 	} else {
 		transport = &mcp.StreamableClientTransport{Endpoint: c.URL, HTTPClient: httpClient, MaxRetries: c.MaxRetries}
 	}
+	version := c.ProtocolVersion
+	if version == "" && !c.Stateless {
+		version = sessionEra
+	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpwrap-test", Version: "1"}, c.Options)
-	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: c.ProtocolVersion})
+	cs, err := client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		cancel()
 	}

@@ -1,0 +1,42 @@
+// Package bridge is the stateless side of mcpwrap's children: it serves
+// requests of protocol 2026-07-28, which carry no session, from pools of
+// child processes, and never touches HTTP (package wrap validates requests
+// and turns what Serve returns into responses).
+//
+// What a child speaks is found once, by sending the first child
+// server/discover (or forced with Options.Era):
+//
+//   - A child of the stateless era gets requests passed through. Such a
+//     child keeps no client state, so one per tenant serves every request
+//     at once; mcpwrap gives each request an id and a progress token of its
+//     own, relays progress and log messages to the request they belong to,
+//     and tells the child notifications/cancelled when a client leaves.
+//
+//   - A child of the initialize-based era is bridged. Its pools are kept per
+//     tenant (the environment its children get) and per set of client
+//     capabilities, which mcpwrap initializes each child with, since such a
+//     server may decide what it offers from them. tools/call, prompts/get and
+//     resources/read take a child for themselves, so every request the child
+//     sends the client and every log line meanwhile belongs to that call.
+//     A request to the client becomes an input_required result; the child
+//     stays parked on the call until the client retries with the answers,
+//     which are handed to the child as its responses. The requestState that
+//     names the parked call is signed (HMAC-SHA256 under a key derived with
+//     HKDF from Options.Secret, or drawn at boot), bound to the caller, the
+//     request and a deadline, and accepted once; one issued by another
+//     instance is an *Elsewhere error naming it. Lists come from any child of
+//     the pool, or a cache that list_changed clears.
+//
+// subscriptions/listen is acknowledged first, then relays the change
+// notifications the client asked for from every child of its tenant, and
+// ends with a result when the bridge closes.
+//
+// A pool holds *child.Child values started by one function (Options.Start)
+// and made ready by the bridge (the era probe, then initialize for a legacy
+// child, with the pool's capabilities) before they join it. Children started
+// ahead of demand fit in between: a warm child is one Start has returned but
+// nobody has made ready. Kept per tenant (its environment is fixed at start)
+// rather than per pool, a warm child would be taken by pool.start in place of
+// calling Start, and made ready there for whichever capability set needs it
+// first; MaxChildren would count it like any other.
+package bridge
