@@ -20,9 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/rs/zerolog"
 
 	"github.com/mcpwrap/mcpwrap/auth"
+	"github.com/mcpwrap/mcpwrap/authserver"
 	"github.com/mcpwrap/mcpwrap/bench"
 	"github.com/mcpwrap/mcpwrap/config"
 	"github.com/mcpwrap/mcpwrap/metrics"
@@ -98,7 +100,16 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return fmt.Errorf("listening: %w", err)
 	}
 	defer ln.Close()
-	authn, oauth, err := authenticator(cfg, "http://"+ln.Addr().String())
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	var as *authserver.Server
+	if cfg.AuthSecret != "" {
+		if as, err = newAuthServer(cfg, log); err != nil {
+			return err
+		}
+	}
+	authn, oauth, err := authenticator(cfg, as)
 	if err != nil {
 		return err
 	}
@@ -154,6 +165,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if oauth != nil {
 		for _, p := range oauth.MetadataPaths() {
 			mux.Handle(p, oauth.MetadataHandler())
+		}
+	}
+	if as != nil {
+		ash := as.Handler()
+		for _, p := range as.Paths() {
+			mux.Handle(p, ash)
 		}
 	}
 	// No WriteTimeout: it would cut every live SSE stream.
@@ -251,34 +268,38 @@ func idPrefix(machineID string) string {
 }
 
 // authenticator is who may use the server: the tenants' static tokens and,
-// with an issuer, OAuth access tokens; or anyone when neither is configured
-// (config allows that on loopback only). localURL is the public URL when
-// none is configured.
-func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *auth.OAuth, error) {
-	tenants := make([]auth.Tenant, len(cfg.Tenants))
-	for i, t := range cfg.Tenants {
-		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env, Users: t.Users}
-	}
-	if !cfg.OAuth() {
+// with an issuer or the built-in authorization server (as), OAuth access
+// tokens; or anyone when neither is configured (config allows that on
+// loopback only).
+func authenticator(cfg config.Config, as *authserver.Server) (wrap.Authenticator, *auth.OAuth, error) {
+	tenants := authTenants(cfg.Tenants)
+	if !cfg.OAuth() && as == nil {
 		if len(tenants) == 0 {
 			return nil, nil, nil
 		}
 		return auth.NewTokens(tenants), nil, nil
 	}
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = localURL
-	}
 	var users *auth.Tenants // without a tenants file, any signed-in user
-	if cfg.TenantsFile != "" {
+	if cfg.TenantsFile != "" || as != nil {
+		// The built-in server names the tenant in its tokens; it must be
+		// one of these.
 		users = auth.NewTenants(tenants)
 	}
+	issuer, scopes := cfg.AuthIssuer, cfg.AuthScopes
+	var keys oidc.KeySet
+	if as != nil {
+		issuer, keys = as.Issuer(), as.KeySet()
+		if len(scopes) == 0 {
+			scopes = []string{"mcp"}
+		}
+	}
 	oauth, err := auth.NewOAuth(auth.OAuthOptions{
-		PublicURL:                 publicURL,
+		PublicURL:                 cfg.PublicURL,
 		Path:                      cfg.Path,
-		Issuer:                    cfg.AuthIssuer,
+		Issuer:                    issuer,
+		KeySet:                    keys,
 		Audience:                  cfg.AuthAudience,
-		Scopes:                    cfg.AuthScopes,
+		Scopes:                    scopes,
 		UserClaim:                 cfg.AuthUserClaim,
 		Algorithms:                cfg.AuthAlgorithms,
 		IntrospectionClientID:     cfg.AuthIntrospectionClientID,
@@ -289,6 +310,41 @@ func authenticator(cfg config.Config, localURL string) (wrap.Authenticator, *aut
 		return nil, nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
 	}
 	return &auth.Combined{Tokens: auth.NewTokens(tenants), OAuth: oauth}, oauth, nil
+}
+
+func authTenants(in []config.Tenant) []auth.Tenant {
+	tenants := make([]auth.Tenant, len(in))
+	for i, t := range in {
+		tenants[i] = auth.Tenant{Name: t.Name, Token: t.Token, Env: t.Env, Users: t.Users}
+	}
+	return tenants
+}
+
+// newAuthServer is the built-in authorization server (MCPWRAP_AUTH_SECRET):
+// the key page accepts the tenants' static tokens, and upstream identities
+// sign in as the tenant whose "users" list them.
+func newAuthServer(cfg config.Config, log zerolog.Logger) (*authserver.Server, error) {
+	tenants := auth.NewTenants(authTenants(cfg.Tenants))
+	opts := authserver.Options{
+		Issuer:         cfg.PublicURL,
+		Resource:       cfg.PublicURL + cfg.Path,
+		Secret:         cfg.AuthSecret,
+		PreviousSecret: cfg.AuthSecretPrevious,
+		Tokens:         auth.NewTokens(authTenants(cfg.Tenants)),
+		Tenant:         tenants.ForIdentity,
+		MachineID:      cfg.MachineID,
+	}
+	if cfg.AuthGitHubClientID != "" {
+		opts.GitHub = &authserver.GitHub{ClientID: cfg.AuthGitHubClientID, ClientSecret: cfg.AuthGitHubClientSecret, URL: cfg.AuthGitHubURL}
+	}
+	if cfg.AuthOIDCIssuer != "" {
+		opts.OIDC = &authserver.OIDC{Issuer: cfg.AuthOIDCIssuer, ClientID: cfg.AuthOIDCClientID, ClientSecret: cfg.AuthOIDCClientSecret, Name: cfg.AuthOIDCName}
+	}
+	as, err := authserver.New(opts, log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
+	}
+	return as, nil
 }
 
 // newLogger is the one root logger: JSON by default, console on a terminal.

@@ -36,6 +36,15 @@
 //	MCPWRAP_AUTH_ALGORITHMS         RS256,ES256,EdDSA,PS256  OAuth: accepted token signature algorithms (asymmetric only)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_ID      (none)   OAuth: with the secret, check opaque tokens at the issuer (RFC 7662)
 //	MCPWRAP_AUTH_INTROSPECTION_CLIENT_SECRET  (none)   OAuth: the introspection client's secret
+//	MCPWRAP_AUTH_SECRET             (none)             built-in authorization server: every key derives from it (≥ 32 bytes)
+//	MCPWRAP_AUTH_SECRET_PREVIOUS    (none)             the secret before a rotation: what it issued stays valid
+//	MCPWRAP_AUTH_GITHUB_CLIENT_ID   (none)             sign in with GitHub: the OAuth app's client id
+//	MCPWRAP_AUTH_GITHUB_CLIENT_SECRET (none)           … and its client secret
+//	MCPWRAP_AUTH_GITHUB_URL         https://github.com GitHub or a GitHub Enterprise server (API at <URL>/api/v3)
+//	MCPWRAP_AUTH_OIDC_ISSUER        (none)             sign in with an OpenID Connect provider (e.g. https://accounts.google.com)
+//	MCPWRAP_AUTH_OIDC_CLIENT_ID     (none)             … its client id
+//	MCPWRAP_AUTH_OIDC_CLIENT_SECRET (none)             … its client secret
+//	MCPWRAP_AUTH_OIDC_NAME          (none)             … the sign-in button's label, e.g. Google
 //	FLY_MACHINE_ID                  (set by Fly.io)    session ids name this Machine; others' sessions are replayed there
 //
 // MCPWRAP_LISTEN defaults to :8080 when a token is configured and to
@@ -43,9 +52,10 @@
 // only from its own machine. Without a token, mcpwrap refuses a non-loopback
 // address unless MCPWRAP_NO_AUTH is set.
 //
-// With MCPWRAP_AUTH_ISSUER, clients may also sign in with OAuth: mcpwrap is
-// then a resource server whose canonical resource is MCPWRAP_PUBLIC_URL
-// followed by MCPWRAP_PATH. MCPWRAP_PUBLIC_URL is required then, except on
+// With MCPWRAP_AUTH_ISSUER (an external identity provider) or
+// MCPWRAP_AUTH_SECRET (the built-in authorization server), clients may also
+// sign in with OAuth: mcpwrap is then a resource server whose canonical
+// resource is MCPWRAP_PUBLIC_URL followed by MCPWRAP_PATH. MCPWRAP_PUBLIC_URL is required then, except on
 // a loopback address, where it defaults to http:// and the address
 // listened on. The tenants file's "users" map signed-in users to tenants:
 //
@@ -98,6 +108,17 @@ type Config struct {
 	TenantsFile    string        `env:"TENANTS_FILE" help:"JSON file of named tokens, each with extra environment for its children"`
 	ExitWhenIdle   time.Duration `env:"EXIT_WHEN_IDLE" envDefault:"0" help:"exit 0 once no session has existed for this long (0 never)"`
 	MetricsListen  string        `env:"METRICS_LISTEN" help:"also serve /metrics on this host:port, without a token"`
+
+	// The built-in authorization server (mode 2).
+	AuthSecret             string `env:"AUTH_SECRET" secret:"true" help:"turn on the built-in authorization server; every key derives from this secret (at least 32 bytes)"`
+	AuthSecretPrevious     string `env:"AUTH_SECRET_PREVIOUS" secret:"true" help:"the secret before a rotation, still accepted"`
+	AuthGitHubClientID     string `env:"AUTH_GITHUB_CLIENT_ID" help:"sign in with GitHub: the OAuth app's client id"`
+	AuthGitHubClientSecret string `env:"AUTH_GITHUB_CLIENT_SECRET" secret:"true" help:"sign in with GitHub: the OAuth app's client secret"`
+	AuthGitHubURL          string `env:"AUTH_GITHUB_URL" envDefault:"https://github.com" help:"GitHub, or a GitHub Enterprise server"`
+	AuthOIDCIssuer         string `env:"AUTH_OIDC_ISSUER" help:"sign in with this OpenID Connect provider"`
+	AuthOIDCClientID       string `env:"AUTH_OIDC_CLIENT_ID" help:"the OpenID Connect client id"`
+	AuthOIDCClientSecret   string `env:"AUTH_OIDC_CLIENT_SECRET" secret:"true" help:"the OpenID Connect client secret"`
+	AuthOIDCName           string `env:"AUTH_OIDC_NAME" help:"the label of the OpenID Connect sign-in button, e.g. Google"`
 
 	PublicURL                     string   `env:"PUBLIC_URL" help:"externally visible base URL, e.g. https://my-mcp.fly.dev"`
 	AuthIssuer                    string   `env:"AUTH_ISSUER" help:"OAuth issuer whose access tokens are accepted"`
@@ -192,10 +213,11 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	cfg.AuthAlgorithms = clean(cfg.AuthAlgorithms)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
-		if len(cfg.Tenants) > 0 || cfg.OAuth() {
+		if len(cfg.Tenants) > 0 || cfg.OAuth() || cfg.AuthSecret != "" {
 			cfg.Listen = ":8080"
 		}
 	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	return cfg, cfg.validate()
 }
 
@@ -206,7 +228,7 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("%w: MCPWRAP_LISTEN %q: %v", ErrUsage, c.Listen, err)
 	}
-	if len(c.Tenants) == 0 && !c.OAuth() && !c.NoAuth && !IsLoopback(c.Listen) {
+	if len(c.Tenants) == 0 && !c.OAuth() && c.AuthSecret == "" && !c.NoAuth && !IsLoopback(c.Listen) {
 		return fmt.Errorf("%w: no token set and %s is not a loopback address: set MCPWRAP_TOKEN (or MCPWRAP_TOKEN_FILE), listen on 127.0.0.1, or set MCPWRAP_NO_AUTH=true to serve anyone", ErrUsage, c.Listen)
 	}
 	for _, p := range []string{c.Path, c.SSEPath, c.MessagePath} {
@@ -230,6 +252,50 @@ func (c Config) validate() error {
 	for _, kv := range c.ChildEnv {
 		if !strings.Contains(kv, "=") {
 			return fmt.Errorf("%w: MCPWRAP_CHILD_ENV entry %q is not K=V", ErrUsage, kv)
+		}
+	}
+	return c.validateAuthServer()
+}
+
+// minSecret is the shortest MCPWRAP_AUTH_SECRET: the keys derived from it
+// are 32 bytes, and a shorter secret would be the weaker link.
+const minSecret = 32
+
+func (c Config) validateAuthServer() error {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q is not an http(s) base URL", ErrUsage, c.PublicURL)
+		}
+		if u.Scheme == "http" && !IsLoopback(net.JoinHostPort(u.Hostname(), "0")) {
+			return fmt.Errorf("%w: MCPWRAP_PUBLIC_URL %q: https is required except on a loopback host", ErrUsage, c.PublicURL)
+		}
+	}
+	upstream := c.AuthGitHubClientID != "" || c.AuthGitHubClientSecret != "" || c.AuthOIDCIssuer != "" || c.AuthOIDCClientID != ""
+	if c.AuthSecret == "" {
+		if c.AuthSecretPrevious != "" || upstream {
+			return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET_PREVIOUS, MCPWRAP_AUTH_GITHUB_* and MCPWRAP_AUTH_OIDC_* need MCPWRAP_AUTH_SECRET", ErrUsage)
+		}
+		return nil
+	}
+	if len(c.AuthSecret) < minSecret || c.AuthSecretPrevious != "" && len(c.AuthSecretPrevious) < minSecret {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET (and MCPWRAP_AUTH_SECRET_PREVIOUS) must be at least %d bytes: openssl rand -base64 32", ErrUsage, minSecret)
+	}
+	if c.PublicURL == "" && !IsLoopback(c.Listen) {
+		return fmt.Errorf("%w: MCPWRAP_AUTH_SECRET needs MCPWRAP_PUBLIC_URL, the address clients reach this server at (e.g. https://my-mcp.fly.dev)", ErrUsage)
+	}
+	if (c.AuthGitHubClientID == "") != (c.AuthGitHubClientSecret == "") {
+		return fmt.Errorf("%w: GitHub sign-in needs both MCPWRAP_AUTH_GITHUB_CLIENT_ID and MCPWRAP_AUTH_GITHUB_CLIENT_SECRET", ErrUsage)
+	}
+	if (c.AuthOIDCIssuer == "") != (c.AuthOIDCClientID == "") {
+		return fmt.Errorf("%w: OpenID Connect sign-in needs both MCPWRAP_AUTH_OIDC_ISSUER and MCPWRAP_AUTH_OIDC_CLIENT_ID", ErrUsage)
+	}
+	for name, raw := range map[string]string{"MCPWRAP_AUTH_GITHUB_URL": c.AuthGitHubURL, "MCPWRAP_AUTH_OIDC_ISSUER": c.AuthOIDCIssuer} {
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%w: %s %q is not an http(s) URL", ErrUsage, name, raw)
 		}
 	}
 	return nil
@@ -310,6 +376,8 @@ func (c Config) Redacted() map[string]any {
 		f := t.Field(i)
 		switch f.Name {
 		case "Tokens":
+		case "AuthSecret", "AuthSecretPrevious", "AuthGitHubClientSecret", "AuthOIDCClientSecret":
+			m[flagName(f)] = v.Field(i).String() != "" // whether it is set, never its value
 		case "Tenants":
 			names := make([]string, 0, len(c.Tenants))
 			for _, t := range c.Tenants {

@@ -227,3 +227,50 @@ func TestTenantsFileUsers(t *testing.T) {
 		t.Errorf("a tenant with neither token nor users: %v", err)
 	}
 }
+
+func TestAuthServerSettings(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	// On loopback the public URL may be left out: it is the address
+	// listened on, known once listening.
+	cfg, err := Load([]string{"--", "server"}, vars(map[string]string{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_LISTEN": "127.0.0.1:0"}), io.Discard)
+	if err != nil || cfg.PublicURL != "" || cfg.AuthGitHubURL != "https://github.com" {
+		t.Fatalf("%v: %+v", err, cfg)
+	}
+	// Elsewhere it is required, and the secret alone is enough to listen
+	// on every interface.
+	if _, err := Load([]string{"--", "server"}, vars(map[string]string{"MCPWRAP_AUTH_SECRET": secret}), io.Discard); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "MCPWRAP_PUBLIC_URL") {
+		t.Errorf("no public URL on :8080: %v", err)
+	}
+	cfg, err = Load([]string{"--public-url", "https://my-mcp.fly.dev/", "--", "server"}, vars(map[string]string{
+		"MCPWRAP_AUTH_SECRET":               secret,
+		"MCPWRAP_AUTH_SECRET_PREVIOUS":      strings.Repeat("p", 32),
+		"MCPWRAP_AUTH_GITHUB_CLIENT_ID":     "gh-id",
+		"MCPWRAP_AUTH_GITHUB_CLIENT_SECRET": "gh-secret-value",
+		"MCPWRAP_AUTH_OIDC_ISSUER":          "https://accounts.google.com",
+		"MCPWRAP_AUTH_OIDC_CLIENT_ID":       "g-id",
+		"MCPWRAP_AUTH_OIDC_CLIENT_SECRET":   "g-secret-value",
+	}), io.Discard)
+	if err != nil || cfg.Listen != ":8080" || cfg.PublicURL != "https://my-mcp.fly.dev" {
+		t.Fatalf("%v: %+v", err, cfg)
+	}
+	shown := fmt.Sprint(cfg.Redacted())
+	for _, s := range []string{secret, strings.Repeat("p", 32), "gh-secret-value", "g-secret-value"} {
+		if strings.Contains(shown, s) {
+			t.Errorf("Redacted shows %q: %s", s, shown)
+		}
+	}
+	for _, bad := range []map[string]string{
+		{"MCPWRAP_AUTH_SECRET": "too-short"},
+		{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_AUTH_SECRET_PREVIOUS": "short"},
+		{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_PUBLIC_URL": "http://my-mcp.fly.dev"},
+		{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_PUBLIC_URL": "https://x.example/?q=1"},
+		{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_AUTH_GITHUB_CLIENT_ID": "id-without-secret"},
+		{"MCPWRAP_AUTH_SECRET": secret, "MCPWRAP_AUTH_OIDC_CLIENT_ID": "id-without-issuer"},
+		{"MCPWRAP_AUTH_GITHUB_CLIENT_ID": "id", "MCPWRAP_AUTH_GITHUB_CLIENT_SECRET": "s", "MCPWRAP_TOKEN": "t"},
+	} {
+		bad["MCPWRAP_LISTEN"] = "127.0.0.1:9000"
+		if _, err := Load([]string{"--", "server"}, vars(bad), io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting and vet, every Go test
 # under the race detector, bounded fuzzing of the parsers, and a short
-# benchmark smoke run. Needs Go; the conformance step needs Node and npm.
+# benchmark smoke run. Needs Go; the conformance step needs Node and npm;
+# authserver's browser tests need Chromium (Debian: apt-get install chromium),
+# and with CI=true they fail rather than skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,0 +1,134 @@
+package authserver
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// upstreamSignIn follows a sign-in through a stand-in provider with an HTTP
+// client and returns the page it ends on.
+func (f *fixture) upstreamSignIn(c *http.Client, provider, redirect, client string) response {
+	f.t.Helper()
+	page := get(f.t, c, f.authorizeURL(client, redirect, newPKCE(), nil))
+	var form url.Values
+	for _, chunk := range strings.Split(page.body, "<form")[1:] {
+		if strings.Contains(chunk, `value="`+provider+`"`) {
+			form = fields("<form" + chunk)
+		}
+	}
+	if form == nil {
+		f.t.Fatalf("no %s button: %s", provider, page.body)
+	}
+	r := post(f.t, c, f.base+"/authorize/upstream", form)
+	for i := 0; r.location != nil && i < 5; i++ {
+		r = get(f.t, c, r.location.String())
+	}
+	return r
+}
+
+func TestGitHubSignIn(t *testing.T) {
+	gh := newGitHubStandIn(t)
+	f := newFixture(t, withUpstreams(gh, nil))
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := f.register(redirect)
+
+	c := browser(t)
+	consent := f.upstreamSignIn(c, "github", redirect, client)
+	if consent.status != http.StatusOK || !strings.Contains(consent.body, "github:alice") {
+		t.Fatalf("after GitHub: %d %s", consent.status, consent.body)
+	}
+	back := post(t, c, f.base+"/authorize/consent", lastForm(consent.body))
+	if back.location == nil || back.location.Query().Get("code") == "" {
+		t.Fatalf("consent: %d %v", back.status, back.location)
+	}
+
+	gh.setUser("mallory")
+	refused := f.upstreamSignIn(browser(t), "github", redirect, client)
+	if refused.status != http.StatusForbidden || !strings.Contains(refused.body, "github:mallory") || !strings.Contains(refused.body, "may not use this server") {
+		t.Fatalf("unmapped user: %d %s", refused.status, refused.body)
+	}
+}
+
+func TestOIDCSignIn(t *testing.T) {
+	op := newOIDCStandIn(t)
+	f := newFixture(t, withUpstreams(nil, op))
+	redirect := "http://127.0.0.1/callback"
+	client := f.register(redirect)
+	consent := f.upstreamSignIn(browser(t), "oidc", "http://127.0.0.1:5555/callback", client)
+	if consent.status != http.StatusOK || !strings.Contains(consent.body, "oidc:bob@corp.example") {
+		t.Fatalf("after OIDC: %d %s", consent.status, consent.body)
+	}
+	op.mu.Lock()
+	op.unverified = true
+	op.mu.Unlock()
+	if r := f.upstreamSignIn(browser(t), "oidc", redirect, client); r.status != http.StatusBadGateway {
+		t.Errorf("unverified email: %d %s", r.status, r.body)
+	}
+}
+
+func TestUpstreamStateIsSingleUseAndBound(t *testing.T) {
+	gh := newGitHubStandIn(t)
+	f := newFixture(t, withUpstreams(gh, nil))
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := f.register(redirect)
+
+	c := browser(t)
+	page := get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil))
+	form := fields(strings.Split(page.body, `action="/authorize/upstream"`)[1])
+	toGitHub := post(t, c, f.base+"/authorize/upstream", form)
+	callback := get(t, c, toGitHub.location.String()).location
+	cookies := c.Jar.Cookies(callback)
+
+	// Another browser, without the state cookie, cannot finish it.
+	if r := get(t, browser(t), callback.String()); r.status != http.StatusBadRequest {
+		t.Errorf("callback in another browser: %d", r.status)
+	}
+	// A forged state with the right cookie is refused.
+	forged := *callback
+	q := forged.Query()
+	q.Set("state", "forged")
+	forged.RawQuery = q.Encode()
+	if r := get(t, c, forged.String()); r.status != http.StatusBadRequest {
+		t.Errorf("forged state: %d", r.status)
+	}
+	if r := get(t, c, callback.String()); r.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	// Replayed with the cookie it had: used up.
+	replay := browser(t)
+	replay.Jar.SetCookies(callback, cookies)
+	if r := get(t, replay, callback.String()); r.status != http.StatusBadRequest || !strings.Contains(r.body, "already used") {
+		t.Errorf("replayed state: %d %s", r.status, r.body)
+	}
+}
+
+// An upstream callback that reaches another instance is replayed to the one
+// that started the sign-in, where its single use is kept.
+func TestUpstreamCallbackOnAnotherMachineIsReplayed(t *testing.T) {
+	gh := newGitHubStandIn(t)
+	a := newFixture(t, func(o *Options) { withUpstreams(gh, nil)(o); o.MachineID = "m1" })
+	b := newFixture(t, func(o *Options) {
+		withUpstreams(gh, nil)(o)
+		o.Issuer, o.Resource, o.MachineID = a.issuer, a.srv.opts.Resource, "m2"
+	})
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := a.register(redirect)
+	c := browser(t)
+	page := get(t, c, a.authorizeURL(client, redirect, newPKCE(), nil))
+	form := fields(strings.Split(page.body, `action="/authorize/upstream"`)[1])
+	toGitHub := post(t, c, a.base+"/authorize/upstream", form)
+	callback := get(t, c, toGitHub.location.String()).location
+
+	// The same callback, cookie and all, at the other instance.
+	other := browser(t)
+	onB, _ := url.Parse(b.base + callback.RequestURI())
+	other.Jar.SetCookies(onB, c.Jar.Cookies(callback))
+	if r := get(t, other, onB.String()); r.status != http.StatusMisdirectedRequest || r.header.Get("Fly-Replay") != "instance=m1" {
+		t.Fatalf("callback on m2: %d %v", r.status, r.header)
+	}
+	if r := get(t, c, callback.String()); r.status != http.StatusOK || !strings.Contains(r.body, "github:alice") {
+		t.Fatalf("callback on m1: %d", r.status)
+	}
+}
