@@ -557,4 +557,3 @@ func TestOAuthRefusals(t *testing.T) {
 		expectInvalidToken(t, s.URL, mintAccessToken(t, s.Base, oauthSecret, with("exp", now.Add(-10*time.Minute).Unix())))
 	})
 }
-
