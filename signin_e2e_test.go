@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -204,12 +205,14 @@ func (b *browser) open(authorizeURL string) error {
 	if err != nil {
 		return err
 	}
+	// Errors name the callback without its query: the code stays out of logs.
+	where := back.Scheme + "://" + back.Host + back.Path
 	p, err := b.do(http.MethodGet, back.String(), nil)
 	if err != nil {
-		return fmt.Errorf("the app's callback: %w", err)
+		return fmt.Errorf("the app's callback %s: %w", where, errors.Unwrap(err))
 	}
 	if p.Status >= 400 {
-		return fmt.Errorf("the app's callback %s: %d %s", back.Redacted(), p.Status, p.Body)
+		return fmt.Errorf("the app's callback %s: %d %s", where, p.Status, p.Body)
 	}
 	return nil
 }
