@@ -553,6 +553,16 @@ func TestOAuthRefusals(t *testing.T) {
 		echo(t, cs, "minted")
 		cs.Close()
 	})
+	t.Run("audience variants real clients send", func(t *testing.T) {
+		for _, aud := range []string{s.URL + "/", s.Base, s.Base + "/"} {
+			cs, err := bearerSession(t.Context(), s.URL, mintAccessToken(t, s.Base, oauthSecret, with("aud", aud)))
+			if err != nil {
+				t.Errorf("a token for %s: %v", aud, err)
+				continue
+			}
+			cs.Close()
+		}
+	})
 	t.Run("another audience", func(t *testing.T) {
 		expectInvalidToken(t, s.URL, mintAccessToken(t, s.Base, oauthSecret, with("aud", "https://other.example/mcp")))
 	})
