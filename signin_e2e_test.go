@@ -47,8 +47,9 @@ const (
 // oauthServer is one mcpwrap with the built-in authorization server, at a
 // port chosen before it starts so that a restart keeps its public URL.
 type oauthServer struct {
-	*wrapper
-	Port int
+	Base string // http://127.0.0.1:port
+	URL  string // the MCP endpoint
+	stop func() // SIGTERM, and wait for the exit
 }
 
 // freePort is a loopback port nobody listens on right now.
@@ -82,15 +83,12 @@ func startOAuth(t *testing.T, port int, secret, publicURL string) *oauthServer {
 		"MCPWRAP_AUTH_SECRET":  secret,
 		"MCPWRAP_PUBLIC_URL":   publicURL,
 	}})
-	return &oauthServer{wrapper: w, Port: port}
-}
-
-// stop ends mcpwrap with SIGTERM and waits for it.
-func (s *oauthServer) stop() {
-	s.t.Helper()
-	start := time.Now()
-	s.signal(syscall.SIGTERM)
-	s.waitExit(start, 30*time.Second)
+	return &oauthServer{Base: w.Base, URL: w.URL, stop: func() {
+		t.Helper()
+		start := time.Now()
+		w.signal(syscall.SIGTERM)
+		w.waitExit(start, 30*time.Second)
+	}}
 }
 
 // browser is a stand-in for the person at a web browser: it keeps cookies,
@@ -310,8 +308,17 @@ func bearerSession(ctx context.Context, endpoint, token string) (*mcp.ClientSess
 	client := mcp.NewClient(&mcp.Implementation{Name: "mcpwrap-e2e", Version: "1"}, nil)
 	return client.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:   endpoint,
-		HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}},
+		HTTPClient: &http.Client{Transport: withToken{token}},
 	}, nil)
+}
+
+// withToken sends every request with one bearer token.
+type withToken struct{ token string }
+
+func (w withToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+w.token)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // TestOAuthGoSDKClient signs in with the Go SDK's AuthorizationCodeHandler
@@ -418,7 +425,14 @@ func mintAccessToken(t *testing.T, base, secret string, claims map[string]any) s
 		t.Fatal(err)
 	}
 	var jwks jose.JSONWebKeySet
-	getJSON(t, base+"/jwks", &jwks)
+	resp, err := http.Get(base + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil {
+		t.Fatalf("/jwks: %v", err)
+	}
 	if len(jwks.Keys) == 0 {
 		t.Fatal("no key at /jwks")
 	}
