@@ -182,8 +182,8 @@ func checkVariables(t *testing.T, file string, vars map[string]string, known map
 		if strings.HasPrefix(k, "MCPWRAP_") && !known[k] {
 			t.Errorf("%s sets %s, which mcpwrap does not know", file, k)
 		}
-		if k == "MCPWRAP_TOKEN" {
-			t.Errorf("%s writes MCPWRAP_TOKEN into the file; it must come from a secret at run time", file)
+		if k == "MCPWRAP_TOKEN" || k == "MCPWRAP_AUTH_SECRET" || k == "MCPWRAP_AUTH_SECRET_PREVIOUS" || strings.HasSuffix(k, "_CLIENT_SECRET") {
+			t.Errorf("%s writes %s into the file; it must come from a secret at run time", file, k)
 		}
 	}
 }
@@ -499,12 +499,28 @@ func TestFlyConfigs(t *testing.T) {
 				}
 			}
 
+			// The secrets the steps set are ones mcpwrap knows. With
+			// MCPWRAP_AUTH_SECRET, sign-in needs the app's public URL.
+			secrets := map[string]bool{}
+			for _, m := range regexp.MustCompile(`fly secrets set -a \S+ (MCPWRAP_[A-Z_]+)=`).FindAllStringSubmatch(string(b), -1) {
+				secrets[m[1]] = true
+				if !known[m[1]] && m[1] != cfg["files[0].secret_name"] {
+					t.Errorf("the steps set the secret %s, which mcpwrap does not know (nor [[files]] writes)", m[1])
+				}
+			}
+			if secrets["MCPWRAP_AUTH_SECRET"] && vars["MCPWRAP_PUBLIC_URL"] != "https://"+cfg["app"]+".fly.dev" {
+				t.Errorf("MCPWRAP_PUBLIC_URL %q, want https://%s.fly.dev: the issuer and resource clients sign in to", vars["MCPWRAP_PUBLIC_URL"], cfg["app"])
+			}
+
 			merged := map[string]string{}
 			for k, v := range imageVars {
 				merged[k] = v
 			}
 			for k, v := range vars {
 				merged[k] = v
+			}
+			if secrets["MCPWRAP_AUTH_SECRET"] {
+				merged["MCPWRAP_AUTH_SECRET"] = "bm90LWEtcmVhbC1zZWNyZXQtanVzdC0zMi1ieXRlcw==" // as long as openssl rand -base64 32
 			}
 			serves(t, merged)
 		})

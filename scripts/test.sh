@@ -8,6 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== clients for the sign-in tests"
+# Chromium for authserver's pages; the pinned Node OAuth clients (the
+# TypeScript SDK, mcp-remote) and the conformance suite for the sign-in
+# end-to-end tests, which with CI=true fail rather than skip without them.
+if [ ! -x /usr/bin/chromium ]; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update
+		apt-get install -y --no-install-recommends chromium
+	else
+		echo "no /usr/bin/chromium and not root: the browser tests will skip (or fail with CI=true)"
+	fi
+fi
+for dir in oauth/e2e conformance; do
+	(cd "$dir" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+done
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
