@@ -741,7 +741,12 @@ func TestEscapedGrandchildDoesNotHang(t *testing.T) {
 	}
 	// The grandchild leaves the group, so no group signal reaches it, and
 	// it keeps stdout and stderr open. Done and ReadLine must still end.
-	p := start(t, sh("setsid sleep 1000 & echo $!; exit 0"), fastStop)
+	// The shell waits until setsid has taken the grandchild out of its
+	// group: exiting before that, the leader's group would be swept with
+	// the grandchild still in it.
+	p := start(t, sh(`setsid sleep 1000 & g=$!
+while [ "$(cut -d' ' -f5 /proc/$g/stat 2>/dev/null)" = "$$" ]; do sleep 0.01; done
+echo $g; exit 0`), fastStop)
 	gpid, err := strconv.Atoi(readLine(t, p))
 	if err != nil {
 		t.Fatal(err)
