@@ -35,7 +35,15 @@ func (t *Tokens) Match(token string) (Principal, bool) {
 	if token == "" {
 		return Principal{}, false
 	}
-	got := sha256.Sum256([]byte(token))
+	return t.MatchDigest(Digest(token))
+}
+
+// Digest is the SHA-256 of a token, by which a token can be recognized
+// again without being kept (a sign-in remembers which key it used).
+func Digest(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
+
+// MatchDigest is Match for a token known by its Digest.
+func (t *Tokens) MatchDigest(got [sha256.Size]byte) (Principal, bool) {
 	match := -1
 	for i, d := range t.digests {
 		if subtle.ConstantTimeCompare(got[:], d[:]) == 1 {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mcpwrap/mcpwrap/auth"
 )
 
 // authRequest is an application's authorization request once checked. It
@@ -29,6 +31,7 @@ type grant struct {
 	Request authRequest `json:"q"`
 	Subject string      `json:"u"`
 	Tenant  string      `json:"t"`
+	Key     []byte      `json:"k,omitempty"` // the key page's key, as auth.Digest: a refresh checks it still signs in
 	Expires int64       `json:"e"`
 }
 
@@ -150,7 +153,8 @@ func (s *Server) signInWithKey(w http.ResponseWriter, r *http.Request) {
 		s.signInPage(w, r, http.StatusUnauthorized, sealed, "That key is not valid here. Check that you pasted the whole key, with nothing added.")
 		return
 	}
-	s.consentPage(w, r, req, "key:"+p.Tenant, p.Tenant)
+	digest := auth.Digest(key)
+	s.consentPage(w, r, req, "key:"+p.Tenant, p.Tenant, digest[:])
 }
 
 // signedIn continues a sign-in from any method: an identity in a tenant goes
@@ -165,7 +169,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, req authReques
 		s.refusedPage(w, r, identity)
 		return
 	}
-	s.consentPage(w, r, req, identity, t.Name)
+	s.consentPage(w, r, req, identity, t.Name, nil)
 }
 
 // consent answers the consent page: allow issues a code, deny tells the
@@ -210,6 +214,7 @@ type authCode struct {
 	Resource    string `json:"a"`
 	Subject     string `json:"u"`
 	Tenant      string `json:"t"`
+	Key         []byte `json:"k,omitempty"`
 	Expires     int64  `json:"e"`
 }
 
@@ -224,6 +229,7 @@ func (s *Server) issueCode(g grant) (string, error) {
 		Resource:    g.Request.Resource,
 		Subject:     g.Subject,
 		Tenant:      g.Tenant,
+		Key:         g.Key,
 		Expires:     s.now().Add(CodeTTL).Unix(),
 	})
 }

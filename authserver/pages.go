@@ -217,8 +217,8 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request, status int, 
 	s.render(w, status, p, targets...)
 }
 
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, req authRequest, identity, tenant string) {
-	g := grant{Request: req, Subject: identity, Tenant: tenant, Expires: s.now().Add(signInTTL).Unix()}
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, req authRequest, identity, tenant string, key []byte) {
+	g := grant{Request: req, Subject: identity, Tenant: tenant, Key: key, Expires: s.now().Add(signInTTL).Unix()}
 	sealed, err := s.keys.grant.seal(g)
 	if err != nil {
 		s.serverError(w, r, err)

@@ -502,3 +502,56 @@ func TestSignInExpires(t *testing.T) {
 		t.Errorf("consent after it expired: %d %v", r.status, r.location)
 	}
 }
+
+// A refresh is where a sign-in is seen again: once the key it used no
+// longer signs in as its tenant (the tenant's token changed), or the
+// identity is no longer one of the tenant's users, the refresh is refused
+// and the client must sign in anew. Servers that share the secret stand in
+// for one server before and after its configuration changed.
+func TestRefreshRechecksWhoSignedIn(t *testing.T) {
+	before := newFixture(t, nil)
+	redirect := "http://127.0.0.1/cb"
+	client := before.register(redirect)
+	p := newPKCE()
+	loc := before.signIn(browser(t), before.authorizeURL(client, redirect, p, nil))
+	tok := before.redeem(client, redirect, loc.Query().Get("code"), p.verifier)
+	if tok.status != http.StatusOK || tok.RefreshToken == "" {
+		t.Fatalf("token: %+v", tok)
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {client}}
+
+	same := newFixture(t, nil)
+	if r := tokenAt(t, same.base, refresh); r.status != http.StatusOK {
+		t.Fatalf("refresh with the key unchanged: %+v", r)
+	}
+	rotated := newFixture(t, func(o *Options) {
+		o.Tokens = auth.NewTokens([]auth.Tenant{{Name: "acme", Token: "acme-new-token-5678"}})
+	})
+	if r := tokenAt(t, rotated.base, refresh); r.Error != "invalid_grant" {
+		t.Errorf("refresh after the tenant's token changed: %+v, want invalid_grant", r)
+	}
+	moved := newFixture(t, func(o *Options) {
+		o.Tokens = auth.NewTokens([]auth.Tenant{{Name: "globex", Token: testKey}})
+	})
+	if r := tokenAt(t, moved.base, refresh); r.Error != "invalid_grant" {
+		t.Errorf("refresh after the key moved to another tenant: %+v, want invalid_grant", r)
+	}
+
+	// An upstream identity: still listed, listed elsewhere, or gone.
+	github := refreshToken{Subject: "github:alice", Tenant: "acme"}
+	if !before.srv.stillSignsIn(github) {
+		t.Error("github:alice, still acme's user, is refused")
+	}
+	elsewhere := newFixture(t, func(o *Options) {
+		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{Name: "globex"}, true }
+	})
+	if elsewhere.srv.stillSignsIn(github) {
+		t.Error("github:alice, now globex's user, still refreshes as acme")
+	}
+	gone := newFixture(t, func(o *Options) {
+		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{}, false }
+	})
+	if gone.srv.stillSignsIn(github) {
+		t.Error("github:alice, in no tenant now, still refreshes")
+	}
+}

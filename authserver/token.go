@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -21,6 +22,7 @@ type refreshToken struct {
 	Resource string `json:"a"`
 	Subject  string `json:"u"`
 	Tenant   string `json:"t"`
+	Key      []byte `json:"k,omitempty"` // see grant.Key
 	Expires  int64  `json:"e"`
 }
 
@@ -141,6 +143,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, clientID str
 		Resource: c.Resource,
 		Subject:  c.Subject,
 		Tenant:   c.Tenant,
+		Key:      c.Key,
 	})
 }
 
@@ -177,9 +180,33 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 			return
 		}
 	}
+	if !s.stillSignsIn(rt) {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the sign-in behind this refresh token is no longer allowed; sign in again")
+		return
+	}
 	// A narrower scope may be asked; this server has one, so the grant
 	// stays what it was.
 	s.issueTokens(w, rt)
+}
+
+// stillSignsIn reports whether what signed in to make rt would still sign
+// in as the same tenant: the same key, or an identity the tenant still
+// lists. A refresh is where this server sees a sign-in again, so changing a
+// tenant's token or users ends the sign-ins they made within one access
+// token's lifetime, without any state kept.
+func (s *Server) stillSignsIn(rt refreshToken) bool {
+	if strings.HasPrefix(rt.Subject, "key:") {
+		if s.opts.Tokens == nil || len(rt.Key) != sha256.Size {
+			return false
+		}
+		p, ok := s.opts.Tokens.MatchDigest([sha256.Size]byte(rt.Key))
+		return ok && p.Tenant == rt.Tenant
+	}
+	if s.opts.Tenant == nil {
+		return false
+	}
+	t, ok := s.opts.Tenant(rt.Subject)
+	return ok && t.Name == rt.Tenant
 }
 
 // issueTokens answers with a new access token and a new refresh token for
