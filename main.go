@@ -132,6 +132,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return err
 	}
+	signIn := signInRoutes(oauth, as)
+	if err := routesApart(cfg, signIn); err != nil {
+		return err
+	}
 
 	var reg *session.Registry
 	stats := metrics.New(func() int { return reg.Len() })
@@ -212,16 +216,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	// the built-in authorization server when there is one.
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
-	if oauth != nil {
-		for _, p := range oauth.MetadataPaths() {
-			mux.Handle(p, oauth.MetadataHandler())
-		}
-	}
-	if as != nil {
-		ash := as.Handler()
-		for _, p := range as.Paths() {
-			mux.Handle(p, ash)
-		}
+	for p, h := range signIn {
+		mux.Handle(p, h)
 	}
 	ln = wrap.LimitConnections(ln, maxConnections(cfg.MaxConns), log)
 	// No WriteTimeout or ReadTimeout: either would cut every live SSE
@@ -388,6 +384,38 @@ func authenticator(cfg config.Config, tenants []auth.Tenant, as *authserver.Serv
 		return nil, nil, fmt.Errorf("%w: %w", config.ErrUsage, err)
 	}
 	return &auth.Combined{Tokens: auth.NewTokens(tenants), OAuth: oauth}, oauth, nil
+}
+
+// signInRoutes are the paths OAuth needs beside the MCP endpoints: the
+// protected resource metadata, and the built-in authorization server's.
+func signInRoutes(oauth *auth.OAuth, as *authserver.Server) map[string]http.Handler {
+	routes := map[string]http.Handler{}
+	if oauth != nil {
+		for _, p := range oauth.MetadataPaths() {
+			routes[p] = oauth.MetadataHandler()
+		}
+	}
+	if as != nil {
+		h := as.Handler()
+		for _, p := range as.Paths() {
+			routes[p] = h
+		}
+	}
+	return routes
+}
+
+// routesApart refuses endpoint paths that sign-in would take over: the
+// same path, or one under a sign-in subtree ("/authorize/"), would send
+// MCP requests to the wrong handler, or make ServeMux panic.
+func routesApart(cfg config.Config, signIn map[string]http.Handler) error {
+	for setting, path := range map[string]string{"MCPWRAP_PATH": cfg.Path, "MCPWRAP_SSE_PATH": cfg.SSEPath, "MCPWRAP_MESSAGE_PATH": cfg.MessagePath} {
+		for p := range signIn {
+			if path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) {
+				return fmt.Errorf("%w: %s %q is a path that sign-in needs (%s): choose another", config.ErrUsage, setting, path, p)
+			}
+		}
+	}
+	return nil
 }
 
 // allowedHosts are the host names served without a token: the configured

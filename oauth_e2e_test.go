@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,14 +117,21 @@ func TestOAuthConfigErrors(t *testing.T) {
 	for _, env := range [][]string{
 		{"MCPWRAP_LISTEN=0.0.0.0:0", "MCPWRAP_AUTH_ISSUER=https://login.example.com"}, // no public URL
 		{"MCPWRAP_LISTEN=127.0.0.1:0", "MCPWRAP_AUTH_ISSUER=https://login.example.com", "MCPWRAP_AUTH_ALGORITHMS=HS256"},
+		// Endpoints where sign-in lives.
+		{"MCPWRAP_LISTEN=127.0.0.1:0", "MCPWRAP_TOKEN=t", "MCPWRAP_AUTH_SECRET=" + strings.Repeat("s", 40), "MCPWRAP_PATH=/token"},
+		{"MCPWRAP_LISTEN=127.0.0.1:0", "MCPWRAP_TOKEN=t", "MCPWRAP_AUTH_SECRET=" + strings.Repeat("s", 40), "MCPWRAP_SSE_PATH=/authorize/sse"},
+		{"MCPWRAP_LISTEN=127.0.0.1:0", "MCPWRAP_AUTH_ISSUER=https://login.example.com", "MCPWRAP_MESSAGE_PATH=/.well-known/oauth-protected-resource"},
 	} {
 		bin, fixture := testkit.Programs(t)
-		cmd := exec.Command(bin, "--", fixture)
+		// One that starts serving instead is killed, and fails the test.
+		ctx, cancel := context.WithTimeout(t.Context(), testkit.Patience)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "--", fixture)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-			t.Errorf("%v: %v, want exit status 2\n%s", env, err, out)
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Contains(string(out), "panic") {
+			t.Errorf("%v: %v, want exit status 2 without a panic\n%s", env, err, out)
 		}
 	}
 }
