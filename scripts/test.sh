@@ -82,6 +82,11 @@ fi
 echo "== MCP conformance suite, protocol 2026-07-28: child forced modern, then forced legacy (the bridge)"
 conformance/stateless.sh "$bin/mcpwrap" "$bin/everything"
 
+echo "== MCP conformance suite, client authorization scenarios against mcpwrap proxy"
+# The suite plays the authorization server and the remote; the shim signs
+# in through a stand-in browser (proxy/conformance_test.go drives it).
+MCPWRAP_CONFORMANCE_CLIENT=1 go test -count=1 -run '^TestConformanceClientAuth$' -v ./proxy/ | grep -E '^(---|ok|FAIL)|auth suite:|auth/'
+
 echo "== benchmarks (smoke: one short run each, no thresholds)"
 go test -run '^$' -bench . -benchtime 1x -timeout 10m ./... > /dev/null
 echo "benchmarks ran"
