@@ -3,16 +3,21 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 )
 
@@ -147,5 +152,128 @@ func TestConnectionFloodUnderAFileLimit(t *testing.T) {
 	}
 	if !sawLimit {
 		t.Error("200 sessions under a limit of 256 descriptors never ran out")
+	}
+}
+
+// TestBodyFloodStaysWithinItsBound: 40 clients each announce a 16 MiB body
+// and send it slowly. The bodies held at once stay within
+// MCPWRAP_MAX_BODY_BYTES_TOTAL: past it, a request is answered 503 with
+// Retry-After before its body is read, and the process's memory stays near
+// the bound instead of growing with the clients.
+func TestBodyFloodStaysWithinItsBound(t *testing.T) {
+	const body, clients = 16 << 20, 40
+	w := startWrapper(t, testkit.Options{Env: map[string]string{
+		"MCPWRAP_MAX_BODY_BYTES_TOTAL": strconv.Itoa(48 << 20),
+		"MCPWRAP_HTTP_BODY_TIMEOUT":    "1h",
+	}})
+	id := w.OpenRaw(t)
+	before := vmHWM(t, w.Pid)
+	chunk := []byte(strings.Repeat(" ", 1<<20))
+	var wg sync.WaitGroup
+	var refused, held atomic.Int32
+	for range clients {
+		wg.Go(func() {
+			c := dial(t, w)
+			_ = c.SetDeadline(time.Now().Add(testkit.Patience))
+			fmt.Fprintf(c, "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
+				"Accept: application/json, text/event-stream\r\nMcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-06-18\r\nContent-Length: %d\r\n\r\n",
+				e2eToken, id, body)
+			// Send half the body, then wait for an answer: a held body
+			// gets none (the rest never comes), a refused one gets 503.
+			for range body / len(chunk) / 2 {
+				if _, err := c.Write(chunk); err != nil {
+					break
+				}
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			switch {
+			case err == nil && resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+				refused.Add(1)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				held.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	peak := vmHWM(t, w.Pid)
+	t.Logf("%d bodies held, %d refused; peak memory %d MiB (from %d MiB)", held.Load(), refused.Load(), peak>>20, before>>20)
+	if held.Load() > 3 || held.Load()+refused.Load() != clients {
+		t.Errorf("%d held and %d refused of %d; want at most 3 held (48 MiB / 16 MiB) and the rest refused", held.Load(), refused.Load(), clients)
+	}
+	if peak-before > 96<<20 {
+		t.Errorf("memory grew by %d MiB under the flood; the bound is 48 MiB of bodies", (peak-before)>>20)
+	}
+}
+
+// TestRebindingHostIsRefused: without a token, a request whose Host is a
+// name (what a page that rebound its own name to 127.0.0.1 sends) starts
+// nothing at any door; the address and localhost are served.
+func TestRebindingHostIsRefused(t *testing.T) {
+	w := testkit.Start(t, testkit.Options{})
+	for _, tc := range []struct {
+		method, path, host string
+		want               int
+	}{
+		{http.MethodGet, "/sse", "rebound.example:80", http.StatusForbidden},
+		{http.MethodPost, "/mcp", "rebound.example", http.StatusForbidden},
+		{http.MethodPost, "/mcp", "localhost", http.StatusOK},
+	} {
+		req := testkit.Request{Method: tc.method, URL: w.Base + tc.path, Body: testkit.InitBody}.New(t, t.Context())
+		req.Host = tc.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s with Host %s: %d, want %d", tc.method, tc.path, tc.host, resp.StatusCode, tc.want)
+		}
+	}
+	if _, sessions := w.Health(t); sessions != 1 {
+		t.Errorf("%d sessions, want the one localhost opened", sessions)
+	}
+}
+
+// TestBareCRFromTheChildKeepsItsEvent: a child's line may hold a bare CR
+// as JSON whitespace; on an SSE stream it must not cut the event short.
+func TestBareCRFromTheChildKeepsItsEvent(t *testing.T) {
+	w := startWrapper(t, testkit.Options{Command: shServer(`
+	*'"method":"tools/call"'*)
+		printf '{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p",\r"progress":1}}\n'
+		printf '{"jsonrpc":"2.0",\r"id":%s,"result":{"content":[{"type":"text","text":"cr"}]}}\n' "$id";;`)})
+	id := w.OpenRaw(t)
+	status, _, body := w.Send(t, testkit.Request{Session: id,
+		Body: `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"p"}}}`})
+	if status != http.StatusOK {
+		t.Fatalf("call: %d %s", status, body)
+	}
+	events, _, err := readEvents(body)
+	if err != nil || len(events) != 2 {
+		t.Fatalf("read %d events (%v) from %q, want the progress and the result", len(events), err, body)
+	}
+	for _, ev := range events {
+		if !json.Valid(ev) {
+			t.Errorf("event %q is not the child's JSON", ev)
+		}
+	}
+	if !strings.Contains(string(events[1]), `"id":7`) {
+		t.Errorf("result event %q", events[1])
+	}
+}
+
+// readEvents reads an event stream's data the way a client does.
+func readEvents(stream string) ([][]byte, int, error) {
+	r := sse.NewReader(strings.NewReader(stream), 1<<20)
+	var out [][]byte
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out, len(out), nil
+		}
+		if err != nil {
+			return out, len(out), err
+		}
+		out = append(out, ev.Data)
 	}
 }
