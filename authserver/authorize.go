@@ -63,8 +63,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		Resource:    s.opts.Resource,
 		Expires:     s.now().Add(signInTTL).Unix(),
 	}
+	// Anyone may register a client, so a redirect before the person has
+	// done anything would make this origin an open redirector (RFC 9700
+	// §4.11.2): a bad request is shown here instead, naming the error.
 	fail := func(code, description string) {
-		s.redirect(w, r, req, url.Values{"error": {code}, "error_description": {description}})
+		s.messagePage(w, r, http.StatusBadRequest, "This sign-in request is not valid", code+": "+description)
 	}
 	if q.Get("response_type") != "code" {
 		fail("unsupported_response_type", "response_type must be code")

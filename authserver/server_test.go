@@ -216,10 +216,13 @@ func TestAuthorizeRefusals(t *testing.T) {
 	redirect := "https://claude.ai/api/mcp/auth_callback"
 	client := f.register(redirect)
 	c := browser(t)
+	// Before the person has done anything, nothing goes back to the
+	// client: a page shows the error, so that an open registration cannot
+	// make this origin redirect anywhere.
 	for _, tc := range []struct {
 		name  string
 		extra url.Values
-		code  string // "": shown on a page, not sent to the client
+		code  string // the error the page names; "" for any
 	}{
 		{"plain PKCE", url.Values{"code_challenge_method": {"plain"}}, "invalid_request"},
 		{"no PKCE method", url.Values{"code_challenge_method": nil}, "invalid_request"},
@@ -230,15 +233,8 @@ func TestAuthorizeRefusals(t *testing.T) {
 		{"unknown client", url.Values{"client_id": {"forged"}}, ""},
 	} {
 		r := get(t, c, f.authorizeURL(client, redirect, newPKCE(), tc.extra))
-		if tc.code == "" {
-			if r.status != http.StatusBadRequest || r.location != nil {
-				t.Errorf("%s: %d %v, want a 400 page", tc.name, r.status, r.location)
-			}
-			continue
-		}
-		if r.location == nil || r.location.Query().Get("error") != tc.code || r.location.Query().Get("iss") != f.issuer ||
-			!strings.HasPrefix(r.location.String(), redirect+"?") {
-			t.Errorf("%s: %d %v, want a redirect with %s and iss", tc.name, r.status, r.location, tc.code)
+		if r.status != http.StatusBadRequest || r.location != nil || !strings.Contains(r.body, tc.code) {
+			t.Errorf("%s: %d %v, want a 400 page naming %q", tc.name, r.status, r.location, tc.code)
 		}
 	}
 	// Tolerated resource variants.

@@ -318,6 +318,7 @@ func (s *Server) oidcEmail(ctx context.Context, st upstreamState, code string) (
 	var claims struct {
 		Email    string `json:"email"`
 		Verified any    `json:"email_verified"`
+		HD       string `json:"hd"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		return "", fmt.Errorf("%w: %w", errUpstream, err)
@@ -326,5 +327,26 @@ func (s *Server) oidcEmail(ctx context.Context, st upstreamState, code string) (
 	if claims.Email == "" || (claims.Verified != true && claims.Verified != "true") {
 		return "", fmt.Errorf("%w: no verified email in the ID token", errUpstream)
 	}
-	return strings.ToLower(claims.Email), nil
+	email := strings.ToLower(claims.Email)
+	if s.oidc.prefix() == "google:" && !googleVouches(email, claims.HD) {
+		return "", fmt.Errorf("%w: Google does not manage the domain of %s (no matching hd claim)", errUpstream, email)
+	}
+	return email, nil
+}
+
+// googleVouches reports whether Google is the authority for an email
+// address: its own domains, or a domain whose Workspace account issued the
+// token (the hd claim). Anyone can make a Google account for an address at
+// any other domain and have it verified once, so without hd such an
+// address says nothing about who holds it today — and google:*@corp.com
+// must not admit it.
+func googleVouches(email, hd string) bool {
+	_, domain, ok := strings.Cut(email, "@")
+	if !ok || domain == "" {
+		return false
+	}
+	if domain == "gmail.com" || domain == "googlemail.com" {
+		return true
+	}
+	return hd != "" && strings.EqualFold(hd, domain)
 }

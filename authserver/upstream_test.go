@@ -132,3 +132,22 @@ func TestUpstreamCallbackOnAnotherMachineIsReplayed(t *testing.T) {
 		t.Fatalf("callback on m1: %d", r.status)
 	}
 }
+
+func TestGoogleVouchesOnlyForDomainsItManages(t *testing.T) {
+	for _, tc := range []struct {
+		email, hd string
+		want      bool
+	}{
+		{"alice@gmail.com", "", true},
+		{"alice@googlemail.com", "", true},
+		{"bob@corp.com", "corp.com", true},
+		{"bob@corp.com", "CORP.com", true},
+		{"bob@corp.com", "", false},          // a consumer account made for a corp address
+		{"bob@corp.com", "other.com", false}, // another Workspace's token
+		{"nobody", "", false},
+	} {
+		if got := googleVouches(tc.email, tc.hd); got != tc.want {
+			t.Errorf("googleVouches(%q, %q) = %v, want %v", tc.email, tc.hd, got, tc.want)
+		}
+	}
+}
