@@ -80,7 +80,11 @@ func (o *OAuth) askIssuer(ctx context.Context, endpoint, token string) (Principa
 	if c.Issuer == "" {
 		c.Issuer = o.opts.Issuer
 	}
-	if len(c.Audience) == 0 {
+	if len(c.Audience) == 0 && o.opts.Audience != "" {
+		// The operator named the one audience the issuer's tokens carry,
+		// so an issuer that leaves aud out of its answers is trusted to
+		// mean it. Otherwise an answer without aud could be about a token
+		// minted for any other resource (RFC 8707), and is refused.
 		c.Audience = o.audiences[:1]
 	}
 	if ref := o.checkClaims(c, false); ref != nil {

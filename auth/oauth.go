@@ -379,7 +379,7 @@ func (o *OAuth) principal(c claims, all map[string]any, builtIn bool) (Principal
 	if user == "" {
 		return Principal{}, o.invalid("the token names no user in its " + o.opts.UserClaim + " claim")
 	}
-	if verified, ok := all["email_verified"].(bool); ok && !verified && o.opts.UserClaim == "email" {
+	if v := all["email_verified"]; (v == false || v == "false") && o.opts.UserClaim == "email" {
 		// Some providers let a user type in any address: one nobody has
 		// verified must not sign anyone in as the tenant that lists it.
 		return Principal{}, &Refusal{

@@ -348,9 +348,11 @@ func TestUsersMapToTenants(t *testing.T) {
 		}
 	}
 	c := iss.Claims(resource, "sub-x")
-	c["email"], c["email_verified"] = "alice@acme.com", false
-	if a := ask(t, url, iss.Token(t, c)); a.status != http.StatusForbidden || a.p.Tenant != "" {
-		t.Errorf("an unverified email address: %d %+v, want 403", a.status, a.p)
+	for _, unverified := range []any{false, "false"} { // some providers send a string
+		c["email"], c["email_verified"] = "alice@acme.com", unverified
+		if a := ask(t, url, iss.Token(t, c)); a.status != http.StatusForbidden || a.p.Tenant != "" {
+			t.Errorf("an unverified (%#v) email address: %d %+v, want 403", unverified, a.status, a.p)
+		}
 	}
 	c["email_verified"] = true
 	if a := ask(t, url, iss.Token(t, c)); a.status != http.StatusOK || a.p.Tenant != "acme" {
@@ -577,5 +579,32 @@ func TestAudienceOverride(t *testing.T) {
 	}
 	if o.Metadata().Resource != resource {
 		t.Errorf("metadata resource %q, want the canonical %q", o.Metadata().Resource, resource)
+	}
+}
+
+// An introspection answer without aud says nothing about which resource
+// the token was minted for: it is refused, unless the operator named the
+// one audience the issuer's tokens are for.
+func TestIntrospectionWithoutAudience(t *testing.T) {
+	iss := testkit.NewIssuer(t)
+	answer := map[string]any{"active": true, "username": "dave", "exp": time.Now().Add(time.Hour).Unix()}
+	iss.Opaque("opaque-no-aud", answer)
+	for _, tc := range []struct {
+		audience string
+		want     int
+	}{
+		{"", http.StatusUnauthorized},
+		{resource, http.StatusOK},
+	} {
+		o := newOAuth(t, auth.OAuthOptions{
+			Issuer:                    iss.URL,
+			Audience:                  tc.audience,
+			IntrospectionClientID:     iss.ClientID,
+			IntrospectionClientSecret: iss.ClientSecret,
+			UserClaim:                 "username",
+		})
+		if a := ask(t, door(t, o), "opaque-no-aud"); a.status != tc.want {
+			t.Errorf("audience option %q: %d %v, want %d", tc.audience, a.status, a.body, tc.want)
+		}
 	}
 }

@@ -146,6 +146,9 @@ func TestClientMetadataDocumentRefusals(t *testing.T) {
 		"https://[fd00::1]/client.json",
 		"https://100.64.0.1/client.json",
 		"https://0.0.0.0/client.json",
+		"https://[64:ff9b::a00:1]/client.json", // NAT64 of 10.0.0.1
+		"https://[2002:a00:1::1]/client.json",  // 6to4 of 10.0.0.1
+		"https://[::a00:1]/client.json",        // IPv4-compatible 10.0.0.1
 	} {
 		if _, err := real.get(ctx, id); !errors.Is(err, errForbiddenAddress) {
 			t.Errorf("%s: %v, want the dial refused", id, err)

@@ -265,12 +265,32 @@ func newDocuments(permit func(netip.Addr) bool, transport *http.Transport, now f
 	}
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// refused are ranges a public address never is, or that carry an IPv4
+// address inside an IPv6 one (NAT64, 6to4, IPv4-compatible), which a
+// gateway would turn into a private one.
+var refused = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"), // shared (CGNAT)
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
+	netip.MustParsePrefix("2002::/16"),      // 6to4
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible
+}
 
 // publicAddr is the default permit: no loopback, private (RFC 1918, fc00::/7),
-// link-local, shared (100.64/10), multicast or unspecified address.
+// link-local, shared, multicast or unspecified address, and no IPv6 address
+// that embeds an IPv4 one.
 func publicAddr(a netip.Addr) bool {
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
+	a = a.Unmap()
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() {
+		return false
+	}
+	for _, p := range refused {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *documents) get(ctx context.Context, id string) (*client, error) {
