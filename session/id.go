@@ -24,13 +24,24 @@ func newID(machineID string) string {
 // hex digits).
 func MachineOf(id string) string {
 	m, _, ok := strings.Cut(id, ".")
-	if !ok || m == "" || len(m) > 32 {
+	if !ok || !ValidMachineID(m) {
 		return ""
+	}
+	return m
+}
+
+// ValidMachineID reports whether m can be an instance id: 1 to 32 lowercase
+// letters and digits. Anything else read from a client (a session id, a
+// requestState) must not reach a Fly-Replay header, where it could add
+// fields of its own.
+func ValidMachineID(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
 	}
 	for _, c := range m {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
-			return ""
+			return false
 		}
 	}
-	return m
+	return true
 }

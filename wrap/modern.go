@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcpwrap/mcpwrap/bridge"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
+	"github.com/mcpwrap/mcpwrap/session"
 )
 
 // Stateless serves requests of the stateless era once they passed the
@@ -269,6 +270,12 @@ func (h *Handler) finishModern(w http.ResponseWriter, r *http.Request, req bridg
 	var elsewhere *bridge.Elsewhere
 	switch {
 	case err == nil:
+	case errors.As(err, &elsewhere) && !session.ValidMachineID(elsewhere.Machine):
+		// The instance comes from the client's requestState before its
+		// signature can be checked (another instance's key may differ):
+		// one that is no instance id is a forgery, and must not reach a
+		// header.
+		resp = jsonrpc.ErrorResponse(req.Msg.ID, jsonrpc.CodeInvalidParams, "Invalid params: "+bridge.ErrStateTampered.Error())
 	case errors.As(err, &elsewhere):
 		if sse == nil && r.Header.Get("Fly-Replay-Src") == "" {
 			// The proxy re-delivers the request to the instance that

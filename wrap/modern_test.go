@@ -5,6 +5,7 @@ package wrap_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -524,8 +525,8 @@ func TestClosingTheStreamCancelsTheCall(t *testing.T) {
 }
 
 func TestRetryOnAnotherInstanceIsReplayedToTheParkedOne(t *testing.T) {
-	one := startModern(t, bridge.EraLegacy, func(o *bridge.Options) { o.MachineID = "m-one" })
-	two := startModern(t, bridge.EraLegacy, func(o *bridge.Options) { o.MachineID = "m-two" })
+	one := startModern(t, bridge.EraLegacy, func(o *bridge.Options) { o.MachineID = "mone" })
+	two := startModern(t, bridge.EraLegacy, func(o *bridge.Options) { o.MachineID = "mtwo" })
 	state, key := ask(t, one.server, "d")
 
 	req := func(s *server, headers map[string]string) *http.Response {
@@ -542,13 +543,22 @@ func TestRetryOnAnotherInstanceIsReplayedToTheParkedOne(t *testing.T) {
 		return resp
 	}
 	resp := req(two.server, nil)
-	if got := resp.Header.Get("Fly-Replay"); got != "instance=m-one" {
-		t.Errorf("retry on m-two: %d, Fly-Replay %q, want instance=m-one", resp.StatusCode, got)
+	if got := resp.Header.Get("Fly-Replay"); got != "instance=mone" {
+		t.Errorf("retry on mtwo: %d, Fly-Replay %q, want instance=mone", resp.StatusCode, got)
 	}
-	resp = req(two.server, map[string]string{"Fly-Replay-Src": "instance=m-two"})
+	resp = req(two.server, map[string]string{"Fly-Replay-Src": "instance=mtwo"})
 	if resp.StatusCode != 400 || resp.Header.Get("Fly-Replay") != "" {
 		t.Errorf("an already replayed retry: %d, Fly-Replay %q; want 400 and no second replay", resp.StatusCode, resp.Header.Get("Fly-Replay"))
 	}
+	// A forged state that names something other than an instance must not
+	// reach the header, where it could add fields of its own.
+	good := state
+	state = base64.RawURLEncoding.EncodeToString([]byte(`{"m":"x;app=other","p":"p","t":"","r":"r","e":1}`)) + ".sig"
+	resp = req(two.server, nil)
+	if got := resp.Header.Get("Fly-Replay"); got != "" {
+		t.Errorf("a forged instance reached Fly-Replay: %q", got)
+	}
+	state = good
 	status, out := answer(t, one.server, "d", state, key, nil)
 	if res, _ := out["result"].(map[string]any); status != 200 || res["resultType"] != "complete" {
 		t.Errorf("the retry on the instance holding the call: %d %v", status, out)
