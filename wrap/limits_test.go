@@ -154,7 +154,22 @@ func TestForeignHostIsRefusedWithoutAToken(t *testing.T) {
 			t.Errorf("%s %s Host %s: %d, want %d", tc.method, tc.path, tc.host, resp.StatusCode, tc.want)
 		}
 	}
+	// A page elsewhere that embeds the stream (no Origin; the browser says
+	// cross-site) starts nothing either.
+	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(s.URL, "/mcp")+"/sse", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site GET /sse without a token: %d, want 403", resp.StatusCode)
+	}
 	if n := s.Reg.Len(); n != 3 {
-		t.Errorf("%d sessions, want 3 (one per allowed initialize, none for a foreign Host)", n)
+		t.Errorf("%d sessions, want 3 (one per allowed initialize, none for a foreign Host or site)", n)
 	}
 }

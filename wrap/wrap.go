@@ -119,6 +119,13 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Origin "+origin+" is not allowed")
 			return
 		}
+		if site := r.Header.Get("Sec-Fetch-Site"); h.opts.Auth == nil && (site == "cross-site" || site == "same-site") {
+			// A page elsewhere (an <img> or <script> sends no Origin)
+			// must not start children of a server nobody needs a token
+			// for; browsers say where a request comes from here.
+			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: requests from other sites are not served without a token")
+			return
+		}
 		if h.opts.Auth == nil && !h.hostAllowed(r.Host) {
 			// Without a token, the address is the only protection: a page
 			// whose name was rebound to this address must not get in.
