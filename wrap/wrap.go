@@ -119,10 +119,12 @@ func (h *Handler) guard(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: Origin "+origin+" is not allowed")
 			return
 		}
-		if site := r.Header.Get("Sec-Fetch-Site"); h.opts.Auth == nil && (site == "cross-site" || site == "same-site") {
-			// A page elsewhere (an <img> or <script> sends no Origin)
-			// must not start children of a server nobody needs a token
-			// for; browsers say where a request comes from here.
+		if site := r.Header.Get("Sec-Fetch-Site"); h.opts.Auth == nil && r.Header.Get("Origin") == "" && (site == "cross-site" || site == "same-site") {
+			// A page elsewhere that embeds a URL (an <img> or <script>
+			// sends no Origin) must not start children of a server nobody
+			// needs a token for; the browser says where it comes from. A
+			// request with an Origin was judged by it above (local tools
+			// such as the Inspector send theirs).
 			writeError(w, http.StatusForbidden, nil, codeBadRequest, "Forbidden: requests from other sites are not served without a token")
 			return
 		}
