@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html/template"
@@ -112,7 +113,7 @@ func (cb *callback) handle(w http.ResponseWriter, r *http.Request) {
 	cb.mu.Unlock()
 	// A request without the state of this sign-in is a stale tab or
 	// someone else's doing; it must not end the sign-in.
-	if want == "" || q.Get("state") != want {
+	if want == "" || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(want)) != 1 {
 		page(w, http.StatusBadRequest, "This sign-in link is out of date", "Go back to your MCP client and try again.")
 		return
 	}

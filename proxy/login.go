@@ -60,7 +60,10 @@ func newOAuth(cfg Config, getenv func(string) string, stderr io.Writer, s *shim)
 		remote: cfg.URL,
 		key:    cfg.URL.String(),
 		store:  st,
-		client: &http.Client{Timeout: 30 * time.Second},
+		// Token requests carry the refresh token and a client secret:
+		// like every request of the shim, they follow no redirect to
+		// another origin.
+		client: &http.Client{Timeout: 30 * time.Second, CheckRedirect: followWithinOrigin},
 		log:    s.log,
 		redact: s.redact,
 		open:   browserOpener(cfg.Browser, cfg.NoBrowser, stderr, s.log),
