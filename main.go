@@ -32,6 +32,7 @@ import (
 	"github.com/mcpwrap/mcpwrap/bridge"
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -147,6 +148,20 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		CloseGrace: cfg.CloseGrace,
 		TermGrace:  cfg.TermGrace,
 	}
+	// Children started ahead of demand serve both eras: a session's child
+	// and a stateless pool's come from the same warm sets.
+	var warm *child.Warm
+	if cfg.WarmChildren > 0 {
+		wopts := childOpts
+		wopts.LogLimit = ratelog.New(cfg.LogRate, 10*cfg.LogRate)
+		warm = child.NewWarm(cfg.WarmChildren, wopts, log)
+		defer warm.Close(context.Background()) // when run returns before shutdown
+		if len(cfg.Tenants) == 0 {
+			// Every session runs the one command: warm it from boot.
+			// Tenants' sets start with their first session.
+			warm.Prime(command)
+		}
+	}
 	reg = session.NewRegistry(session.Options{
 		Command:             command,
 		Child:               childOpts,
@@ -161,12 +176,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		LogBurst:            10 * cfg.LogRate,
 		MachineID:           cfg.MachineID,
 		Observer:            stats,
+		Warm:                warm,
 	}, log)
 	// Protocol 2026-07-28 has no sessions: its requests go to pools of
 	// children of their own.
+	var startStateless func(child.Command) (*child.Child, error)
+	if warm != nil {
+		startStateless = func(cmd child.Command) (*child.Child, error) { return warm.Start(cmd, nil, log) }
+	}
 	stateless, err := bridge.New(bridge.Options{
 		Command:      command,
 		ChildOptions: childOpts,
+		Start:        startStateless,
 		Era:          cfg.ChildEra,
 		MaxChildren:  cfg.StatelessMax,
 		IdleTimeout:  cfg.StatelessIdle,
@@ -272,14 +293,14 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			}
 		}
 	}
-	return shutdown(srv, reg, stateless, cfg.ShutdownBudget, signals, why, log)
+	return shutdown(srv, reg, stateless, warm, cfg.ShutdownBudget, signals, why, log)
 }
 
 // shutdown stops accepting, ends every session in parallel (which ends their
 // streams), and returns within budget: nil when every session ended in time,
 // an error (exit status 1) when the budget or a second signal cut it short
 // and the children left were killed.
-func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
+func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge, warm *child.Warm, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
 	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget_ms", budget).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
@@ -298,7 +319,15 @@ func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge,
 	go func() { httpDone <- srv.Shutdown(ctx) }()
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- stateless.Close(ctx) }() // ends listen streams too
-	regErr := errors.Join(reg.Close(ctx), <-bridgeDone)
+	warmDone := make(chan error, 1)
+	go func() {
+		if warm != nil {
+			warmDone <- warm.Close(ctx)
+			return
+		}
+		warmDone <- nil
+	}()
+	regErr := errors.Join(reg.Close(ctx), <-bridgeDone, <-warmDone)
 	httpErr := <-httpDone
 	if httpErr != nil {
 		_ = srv.Close() // streams still open past the budget

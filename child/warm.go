@@ -190,7 +190,9 @@ func (w *Warm) fill(s *warmSet) {
 func (w *Warm) startOne(s *warmSet, log zerolog.Logger) {
 	c, err := Start(s.cmd, w.opts, log)
 	if err != nil {
-		w.failed(s, log.Error().Err(err), "warm child cannot start; retrying with a growing pause, reported once")
+		w.failed(s, log, func(ev *zerolog.Event) {
+			ev.Err(err).Msg("warm child cannot start; retrying with a growing pause, reported once")
+		})
 		return
 	}
 	k := &warmChild{c: c, started: time.Now(), taken: make(chan struct{})}
@@ -221,8 +223,10 @@ func (w *Warm) watch(s *warmSet, k *warmChild, log zerolog.Logger) {
 	}
 	w.mu.Unlock()
 	if time.Since(k.started) < warmYoung {
-		w.failed(s, log.Error().Int("pid", k.c.Pid()).Str("exit", k.c.Exit().String()).Strs("stderr", k.c.StderrTail()),
-			"warm child exited soon after it started; retrying with a growing pause, reported once")
+		w.failed(s, log, func(ev *zerolog.Event) {
+			ev.Int("pid", k.c.Pid()).Str("exit", k.c.Exit().String()).Strs("stderr", k.c.StderrTail()).
+				Msg("warm child exited soon after it started; retrying with a growing pause, reported once")
+		})
 		return
 	}
 	w.mu.Lock()
@@ -233,18 +237,21 @@ func (w *Warm) watch(s *warmSet, k *warmChild, log zerolog.Logger) {
 }
 
 // failed counts a failure of s and pauses its starts, doubling the pause
-// with each failure in a row; ev is logged only for the first of a run.
-func (w *Warm) failed(s *warmSet, ev *zerolog.Event, msg string) {
+// with each failure in a row. report writes the failure's log line: an
+// error for the first of a run, a debug line for the rest, so that a
+// command that cannot run does not fill the log.
+func (w *Warm) failed(s *warmSet, log zerolog.Logger, report func(*zerolog.Event)) {
 	w.mu.Lock()
 	s.failures++
 	s.retryAt = time.Now().Add(min(warmBackoff<<min(s.failures-1, 20), warmBackoffMax))
-	report := !s.reported
+	first := !s.reported
 	s.reported = true
+	failures := s.failures
 	w.mu.Unlock()
-	if report {
-		ev.Msg(msg)
+	if first {
+		report(log.Error())
 	} else {
-		ev.Discard()
+		report(log.Debug().Int("failures", failures))
 	}
 	poke(s.kick)
 }
