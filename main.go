@@ -156,9 +156,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		wopts.LogLimit = ratelog.New(cfg.LogRate, 10*cfg.LogRate)
 		warm = child.NewWarm(cfg.WarmChildren, wopts, log)
 		defer warm.Close(context.Background()) // when run returns before shutdown
-		if len(cfg.Tenants) == 0 {
-			// Every session runs the one command: warm it from boot.
-			// Tenants' sets start with their first session.
+		// The command as it runs without a tenant's environment is warmed
+		// from boot when someone may use it; a tenant's own environment
+		// gets its set at that tenant's first session.
+		plain := func(t config.Tenant) bool { return len(t.Env) == 0 }
+		if len(cfg.Tenants) == 0 || slices.ContainsFunc(cfg.Tenants, plain) {
 			warm.Prime(command)
 		}
 	}
