@@ -3,6 +3,7 @@ package child
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,7 +116,7 @@ func (w *Warm) take(cmd Command) *Child {
 			continue // its watcher removes it and counts the failure
 		default:
 		}
-		s.ready = append(s.ready[:i:i], s.ready[i+1:]...)
+		s.ready = slices.Delete(s.ready, i, i+1)
 		close(k.taken)
 		// A child somebody used has done its job: whatever failed before
 		// is over.
@@ -215,13 +216,15 @@ func (w *Warm) watch(s *warmSet, k *warmChild, log zerolog.Logger) {
 	case <-k.c.Done():
 	}
 	w.mu.Lock()
-	for i, r := range s.ready {
-		if r == k {
-			s.ready = append(s.ready[:i:i], s.ready[i+1:]...)
-			break
-		}
+	i := slices.Index(s.ready, k)
+	if i >= 0 {
+		s.ready = slices.Delete(s.ready, i, i+1)
 	}
 	w.mu.Unlock()
+	if i < 0 {
+		// Taken (or closed) just as it died: its end is its owner's.
+		return
+	}
 	if time.Since(k.started) < warmYoung {
 		w.failed(s, log, func(ev *zerolog.Event) {
 			ev.Int("pid", k.c.Pid()).Str("exit", k.c.Exit().String()).Strs("stderr", k.c.StderrTail()).
