@@ -315,9 +315,16 @@ func TestReadyFileWhileHeld(t *testing.T) {
 }
 
 // TestFloorEcho: bench/echoserver answers over HTTP itself (the floor
-// target of the matrix), and a paced opening opens every session.
+// targets of the matrix), with the SDK or lean, and a paced opening opens
+// every session.
 func TestFloorEcho(t *testing.T) {
-	cmd := exec.Command(echoBin, "-http", "127.0.0.1:0")
+	for _, lean := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lean=%t", lean), func(t *testing.T) { testFloor(t, lean) })
+	}
+}
+
+func testFloor(t *testing.T, lean bool) {
+	cmd := exec.Command(echoBin, "-http", "127.0.0.1:0", fmt.Sprintf("-lean=%t", lean))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -343,5 +350,9 @@ func TestFloorEcho(t *testing.T) {
 	}
 	if rep.Opened != 3 || rep.CallsOK != 15 || rep.ErrorsTotal != 0 {
 		t.Errorf("opened %d, calls %d, errors %v", rep.Opened, rep.CallsOK, rep.Errors)
+	}
+	rep, err = runBench(t, nil, "--calls", "2", "--response", "4096", "http://"+addr+"/mcp")
+	if err != nil || rep.CallsOK != 2 {
+		t.Errorf("big: %d calls, err %v", rep.CallsOK, err)
 	}
 }

@@ -185,6 +185,9 @@ MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn start_server mcpwrap \
 # The floor: the same echo tools answered over HTTP by the server itself.
 port=$(free_port)
 start_server floor "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port"
+# ... and by a hand-written handler, without the SDK: HTTP alone.
+port=$(free_port)
+start_server floor-lean "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port" -lean
 
 # For the setup rows: mcpwrap with warm children beside the cold one.
 port=$(free_port)
@@ -404,15 +407,19 @@ cell_row() {
 	# mcpwrap against the floor: what is left to gain on the hot path.
 	if [ -n "${url_of[floor]:-}" ]; then
 		echo
-		echo "mcpwrap against the native-HTTP floor (bench/echoserver -http: the same tools answered by a Go net/http handler, no pipes, no child); median over rounds of the ratio within each round."
+		echo "mcpwrap against the native-HTTP floor (bench/echoserver -http: the same tools answered over HTTP by the server itself, no pipes, no child; with the SDK's handler, and with -lean, a hand-written one); median over rounds of the ratio within each round."
 		echo
-		echo "| cell | floor | mcpwrap ÷ floor |"
-		echo "|---|---|---|"
+		echo "| cell | floor (SDK) | mcpwrap ÷ floor | floor (lean) | mcpwrap ÷ lean floor |"
+		echo "|---|---|---|---|---|"
 		floor_row() {
-			local r
-			r=$(ratio_rounds mcpwrap "$2" "$3" floor | median)
-			printf '| %s | %s %s | %s |\n' "$1" "$(num "$(per_round floor "$2" "$3" | median)")" "$4" \
-				"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
+			local f r
+			printf '| %s |' "$1"
+			for f in floor floor-lean; do
+				r=$(ratio_rounds mcpwrap "$2" "$3" "$f" | median)
+				printf ' %s %s | %s |' "$(num "$(per_round "$f" "$2" "$3" | median)")" "$4" \
+					"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
+			done
+			echo
 		}
 		want seq && floor_row "sequential: calls/s" seq calls_per_sec /s
 		want par8 && floor_row "8 in flight: calls/s" par8 calls_per_sec /s
