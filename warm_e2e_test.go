@@ -130,8 +130,8 @@ func TestWarmChildrenAreNoSessions(t *testing.T) {
 		"MCPWRAP_WARM_CHILDREN": "2",
 		"MCPWRAP_MAX_SESSIONS":  "1",
 	}})
-	testkit.Eventually(t, "two warm children", func() bool { return len(warmOf(w)) == 2 })
-	warm := warmOf(w)
+	var warm []int
+	testkit.Eventually(t, "two warm children", func() bool { warm = warmOf(w); return len(warm) == 2 })
 	if status, sessions, full := healthz(t, w); status != http.StatusOK || sessions != 0 || full {
 		t.Errorf("/healthz with two warm children: %d, %d sessions, full %t; want 200, 0, false", status, sessions, full)
 	}
@@ -192,8 +192,14 @@ func TestWarmChildrenDoNotKeepItAwake(t *testing.T) {
 // replaced, and the next session gets the replacement.
 func TestWarmChildThatDiesIsReplaced(t *testing.T) {
 	w := startWrapper(t, testkit.Options{Env: map[string]string{"MCPWRAP_WARM_CHILDREN": "1"}})
-	testkit.Eventually(t, "a warm child", func() bool { return len(warmOf(w)) == 1 })
-	dead := warmOf(w)[0]
+	var dead int
+	testkit.Eventually(t, "a warm child", func() bool {
+		if pids := warmOf(w); len(pids) == 1 {
+			dead = pids[0]
+			return true
+		}
+		return false
+	})
 	if err := syscall.Kill(dead, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
