@@ -25,6 +25,7 @@ import (
 	"github.com/mcpwrap/mcpwrap/bridge"
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/config"
+	"github.com/mcpwrap/mcpwrap/internal/ratelog"
 	"github.com/mcpwrap/mcpwrap/metrics"
 	"github.com/mcpwrap/mcpwrap/proxy"
 	"github.com/mcpwrap/mcpwrap/session"
@@ -144,6 +145,22 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		CloseGrace: cfg.CloseGrace,
 		TermGrace:  cfg.TermGrace,
 	}
+	// Children started ahead of demand serve both eras: a session's child
+	// and a stateless pool's come from the same warm sets.
+	var warm *child.Warm
+	if cfg.WarmChildren > 0 {
+		wopts := childOpts
+		wopts.LogLimit = ratelog.New(cfg.LogRate, 10*cfg.LogRate)
+		warm = child.NewWarm(cfg.WarmChildren, wopts, log)
+		defer warm.Close(context.Background()) // when run returns before shutdown
+		// The command as it runs without a tenant's environment is warmed
+		// from boot when someone may use it; a tenant's own environment
+		// gets its set at that tenant's first session.
+		plain := func(t config.Tenant) bool { return len(t.Env) == 0 }
+		if len(cfg.Tenants) == 0 || slices.ContainsFunc(cfg.Tenants, plain) {
+			warm.Prime(command)
+		}
+	}
 	reg = session.NewRegistry(session.Options{
 		Command:             command,
 		Child:               childOpts,
@@ -158,12 +175,18 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		LogBurst:            10 * cfg.LogRate,
 		MachineID:           cfg.MachineID,
 		Observer:            stats,
+		Warm:                warm,
 	}, log)
 	// Protocol 2026-07-28 has no sessions: its requests go to pools of
 	// children of their own.
+	var startStateless func(child.Command) (*child.Child, error)
+	if warm != nil {
+		startStateless = func(cmd child.Command) (*child.Child, error) { return warm.Start(cmd, nil, log) }
+	}
 	stateless, err := bridge.New(bridge.Options{
 		Command:      command,
 		ChildOptions: childOpts,
+		Start:        startStateless,
 		Era:          cfg.ChildEra,
 		MaxChildren:  cfg.StatelessMax,
 		IdleTimeout:  cfg.StatelessIdle,
@@ -261,14 +284,14 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			}
 		}
 	}
-	return shutdown(srv, reg, stateless, cfg.ShutdownBudget, signals, why, log)
+	return shutdown(srv, reg, stateless, warm, cfg.ShutdownBudget, signals, why, log)
 }
 
 // shutdown stops accepting, ends every session in parallel (which ends their
 // streams), and returns within budget: nil when every session ended in time,
 // an error (exit status 1) when the budget or a second signal cut it short
 // and the children left were killed.
-func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
+func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge, warm *child.Warm, budget time.Duration, signals <-chan os.Signal, why string, log zerolog.Logger) error {
 	start := time.Now()
 	log.Info().Str("reason", why).Int("sessions", reg.Len()).Dur("budget_ms", budget).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
@@ -287,7 +310,15 @@ func shutdown(srv *http.Server, reg *session.Registry, stateless *bridge.Bridge,
 	go func() { httpDone <- srv.Shutdown(ctx) }()
 	bridgeDone := make(chan error, 1)
 	go func() { bridgeDone <- stateless.Close(ctx) }() // ends listen streams too
-	regErr := errors.Join(reg.Close(ctx), <-bridgeDone)
+	warmDone := make(chan error, 1)
+	go func() {
+		if warm != nil {
+			warmDone <- warm.Close(ctx)
+			return
+		}
+		warmDone <- nil
+	}()
+	regErr := errors.Join(reg.Close(ctx), <-bridgeDone, <-warmDone)
 	httpErr := <-httpDone
 	if httpErr != nil {
 		_ = srv.Close() // streams still open past the budget

@@ -126,6 +126,15 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 	setupStart := time.Now()
 	for i := range sessions {
 		wg.Go(func() {
+			if cfg.OpenEvery > 0 && i > 0 {
+				pace := time.NewTimer(time.Until(setupStart.Add(time.Duration(i) * cfg.OpenEvery)))
+				defer pace.Stop()
+				select {
+				case <-pace.C:
+				case <-ctx.Done():
+					return
+				}
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

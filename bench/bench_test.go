@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,5 +311,48 @@ func TestReadyFileWhileHeld(t *testing.T) {
 	requireClean(t, rep, err, 2, 2)
 	if b, err := os.ReadFile(ready); err != nil || string(b) != "ready\n" {
 		t.Errorf("ready file: %q, %v", b, err)
+	}
+}
+
+// TestFloorEcho: bench/echoserver answers over HTTP itself (the floor
+// targets of the matrix), with the SDK or lean, and a paced opening opens
+// every session.
+func TestFloorEcho(t *testing.T) {
+	for _, lean := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lean=%t", lean), func(t *testing.T) { testFloor(t, lean) })
+	}
+}
+
+func testFloor(t *testing.T, lean bool) {
+	cmd := exec.Command(echoBin, "-http", "127.0.0.1:0", fmt.Sprintf("-lean=%t", lean))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("echoserver -http said nothing: %v", err)
+	}
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if !ok {
+		t.Fatalf("echoserver -http said %q", line)
+	}
+	rep, err := runBench(t, nil, "--sessions", "3", "--open-every", "10ms", "--calls", "5", "http://"+addr+"/mcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Opened != 3 || rep.CallsOK != 15 || rep.ErrorsTotal != 0 {
+		t.Errorf("opened %d, calls %d, errors %v", rep.Opened, rep.CallsOK, rep.Errors)
+	}
+	rep, err = runBench(t, nil, "--calls", "2", "--response", "4096", "http://"+addr+"/mcp")
+	if err != nil || rep.CallsOK != 2 {
+		t.Errorf("big: %d calls, err %v", rep.CallsOK, err)
 	}
 }

@@ -14,14 +14,17 @@ import (
 
 // config is one run, from flags and the environment (config.Parse).
 type config struct {
-	Sessions     int    `flag:"sessions" envDefault:"1" help:"sessions to open"`
-	Calls        int    `flag:"calls" envDefault:"100" help:"calls per session (0: only open and close)"`
-	Inflight     int    `flag:"inflight" envDefault:"1" help:"calls in flight per session"`
-	OpenInflight int    `flag:"open-inflight" envDefault:"0" help:"sessions opening at once (0: all at once)"`
-	Tool         string `flag:"tool" envDefault:"echo" help:"tool to call"`
-	ArgsJSON     string `flag:"args" help:"tool arguments as a JSON object (default: built from --payload or --response)"`
-	Payload      int    `flag:"payload" envDefault:"64" help:"bytes of text sent to echo"`
-	Response     int    `flag:"response" envDefault:"0" help:"bytes of text asked of the big tool (0: call --tool instead)"`
+	Sessions     int `flag:"sessions" envDefault:"1" help:"sessions to open"`
+	Calls        int `flag:"calls" envDefault:"100" help:"calls per session (0: only open and close)"`
+	Inflight     int `flag:"inflight" envDefault:"1" help:"calls in flight per session"`
+	OpenInflight int `flag:"open-inflight" envDefault:"0" help:"sessions opening at once (0: all at once)"`
+	// OpenEvery paces the opening: session i starts no sooner than i times
+	// this after the first, as users arriving one by one would.
+	OpenEvery time.Duration `flag:"open-every" envDefault:"0s" help:"start one session this often rather than as fast as allowed"`
+	Tool      string        `flag:"tool" envDefault:"echo" help:"tool to call"`
+	ArgsJSON  string        `flag:"args" help:"tool arguments as a JSON object (default: built from --payload or --response)"`
+	Payload   int           `flag:"payload" envDefault:"64" help:"bytes of text sent to echo"`
+	Response  int           `flag:"response" envDefault:"0" help:"bytes of text asked of the big tool (0: call --tool instead)"`
 
 	Token   string      `env:"TOKEN" help:"bearer token"`
 	Headers http.Header `flag:"header" help:"extra request header 'Name: value', repeatable"`
@@ -84,6 +87,8 @@ func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (*co
 		return nil, fmt.Errorf("%w: --calls must not be negative", mcpconfig.ErrUsage)
 	case cfg.Inflight < 1:
 		return nil, fmt.Errorf("%w: --inflight must be at least 1", mcpconfig.ErrUsage)
+	case cfg.OpenEvery < 0:
+		return nil, fmt.Errorf("%w: --open-every must not be negative", mcpconfig.ErrUsage)
 	case cfg.OpenInflight < 0:
 		return nil, fmt.Errorf("%w: --open-inflight must not be negative", mcpconfig.ErrUsage)
 	case cfg.Payload < 0 || cfg.Response < 0:

@@ -105,12 +105,12 @@ func TestParseArgs(t *testing.T) {
 		}
 	})
 	t.Run("durations", func(t *testing.T) {
-		cfg, err := parseArgs([]string{"--max-duration", "90s", "--timeout", "2s", "--hold", "1s", "http://h/mcp"}, noEnv, io.Discard)
+		cfg, err := parseArgs([]string{"--max-duration", "90s", "--timeout", "2s", "--hold", "1s", "--open-every", "250ms", "http://h/mcp"}, noEnv, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.MaxDuration != 90*time.Second || cfg.Timeout != 2*time.Second || cfg.Hold != time.Second {
-			t.Errorf("durations %v %v %v", cfg.MaxDuration, cfg.Timeout, cfg.Hold)
+		if cfg.MaxDuration != 90*time.Second || cfg.Timeout != 2*time.Second || cfg.Hold != time.Second || cfg.OpenEvery != 250*time.Millisecond {
+			t.Errorf("durations %v %v %v %v", cfg.MaxDuration, cfg.Timeout, cfg.Hold, cfg.OpenEvery)
 		}
 	})
 }
@@ -124,6 +124,7 @@ func TestParseArgsRejects(t *testing.T) {
 		"empty command":       {"--"},
 		"zero sessions":       {"--sessions", "0", "http://h/mcp"},
 		"zero inflight":       {"--inflight", "0", "http://h/mcp"},
+		"negative pacing":     {"--open-every", "-1s", "http://h/mcp"},
 		"negative calls":      {"--calls", "-1", "http://h/mcp"},
 		"negative payload":    {"--payload", "-5", "http://h/mcp"},
 		"zero max duration":   {"--max-duration", "0s", "http://h/mcp"},

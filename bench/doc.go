@@ -17,12 +17,17 @@
 // A progress line goes to stderr every second on runs longer than that.
 // Run returns an error wrapping ErrCallsFailed when anything failed.
 //
+// A paced opening (--open-every) measures setup as users arriving one by
+// one see it: against mcpwrap with MCPWRAP_WARM_CHILDREN, each arrives to a
+// warm child when the pause lets the set refill.
+//
 // Flags:
 //
 //	--sessions N        sessions to open (1)
 //	--calls M           calls per session; 0 only opens and closes (100)
 //	--inflight K        calls in flight per session (1)
 //	--open-inflight N   sessions opening at once; 0 means all (0)
+//	--open-every D      start session i no sooner than i×D after the first (0)
 //	--tool NAME         tool to call (echo)
 //	--payload BYTES     size of the echo text argument (64)
 //	--response BYTES    call the big tool for a text of this size instead

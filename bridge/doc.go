@@ -34,9 +34,9 @@
 // A pool holds *child.Child values started by one function (Options.Start)
 // and made ready by the bridge (the era probe, then initialize for a legacy
 // child, with the pool's capabilities) before they join it. Children started
-// ahead of demand fit in between: a warm child is one Start has returned but
-// nobody has made ready. Kept per tenant (its environment is fixed at start)
-// rather than per pool, a warm child would be taken by pool.start in place of
-// calling Start, and made ready there for whichever capability set needs it
-// first; MaxChildren would count it like any other.
+// ahead of demand fit in between: when MCPWRAP_WARM_CHILDREN is set,
+// Options.Start takes a child from the same child.Warm sets as sessions do
+// (kept per environment, so per tenant, since a child's environment is fixed
+// when it starts), and the pool makes it ready like any other; MaxChildren
+// counts it once taken.
 package bridge

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,7 +108,7 @@ type Child struct {
 	cmd  *exec.Cmd
 	pid  int
 	opts Options
-	log  zerolog.Logger
+	to   atomic.Pointer[logTo] // where stderr and notes go; Adopt swaps it
 
 	// In pipe mode stdin and stdout are separate pipes; in PTY mode both
 	// are the terminal's master end.
@@ -254,13 +255,30 @@ func Start(cmd Command, opts Options, log zerolog.Logger) (*Child, error) {
 	}
 
 	c.pid = ec.Process.Pid
-	c.log = log.With().Int("pid", c.pid).Logger()
+	c.to.Store(&logTo{log: log.With().Int("pid", c.pid).Logger(), limit: opts.LogLimit})
 	c.w = bufio.NewWriterSize(c.stdin, writeBuf)
 	c.lr = lines.NewReader(c.stdout, lines.Options{Max: opts.MaxLine})
 	c.pty = cmd.PTY
 	go c.drainStderr()
 	go c.waitExit()
 	return c, nil
+}
+
+// logTo is where a child's log lines go: its owner's logger and the limit
+// on its stderr lines.
+type logTo struct {
+	log   zerolog.Logger
+	limit *ratelog.Limiter
+}
+
+func (c *Child) logger() *zerolog.Logger { return &c.to.Load().log }
+
+// Adopt hands the child to a new owner: its stderr lines and the notes
+// about its end go to log (tagged with the pid), bounded by limit (nil: no
+// bound), from now on. It is how a child started ahead of demand joins the
+// session that takes it.
+func (c *Child) Adopt(log zerolog.Logger, limit *ratelog.Limiter) {
+	c.to.Store(&logTo{log: log.With().Int("pid", c.pid).Logger(), limit: limit})
 }
 
 // Pid is the child's process id, which is also its process group id.
@@ -381,14 +399,14 @@ func (c *Child) escalate() {
 	if wait(c.opts.CloseGrace) {
 		return
 	}
-	c.log.Debug().Msg("child still running after stdin closed, sending SIGTERM to its group")
+	c.logger().Debug().Msg("child still running after stdin closed, sending SIGTERM to its group")
 	c.signalGroup(unix.SIGTERM)
 	// "...Sending SIGKILL if the server does not exit within a reasonable
 	// time after SIGTERM."
 	if wait(c.opts.TermGrace) {
 		return
 	}
-	c.log.Warn().Msg("child ignored SIGTERM, sending SIGKILL to its group")
+	c.logger().Warn().Msg("child ignored SIGTERM, sending SIGKILL to its group")
 	c.signalGroup(unix.SIGKILL)
 	<-c.done
 }
@@ -402,7 +420,7 @@ func (c *Child) signalGroup(sig unix.Signal) {
 		return
 	}
 	if err := unix.Kill(-c.pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		c.log.Warn().Err(err).Str("signal", unix.SignalName(sig)).Msg("signalling child group")
+		c.logger().Warn().Err(err).Str("signal", unix.SignalName(sig)).Msg("signalling child group")
 	}
 }
 
@@ -411,7 +429,7 @@ func (c *Child) signalGroup(sig unix.Signal) {
 // keeps the group's number from being reused while we signal it.
 func (c *Child) waitExit() {
 	if err := awaitExit(c.pid); err != nil {
-		c.log.Error().Err(err).Msg("waiting for child")
+		c.logger().Error().Err(err).Msg("waiting for child")
 	}
 	c.sweepGroup()
 
@@ -436,13 +454,13 @@ func (c *Child) waitExit() {
 	select {
 	case <-c.stderrDone:
 	case <-t.C:
-		c.log.Warn().Msg("stderr still open after the child's group exited; closing it")
+		c.logger().Warn().Msg("stderr still open after the child's group exited; closing it")
 	}
 	t.Stop()
 	c.stderr.Close()
 	<-c.stderrDone
 
-	c.log.Debug().Str("exit", c.exit.String()).Msg("child reaped")
+	c.logger().Debug().Str("exit", c.exit.String()).Msg("child reaped")
 	close(c.done)
 }
 
@@ -492,12 +510,12 @@ func (c *Child) sweepGroup() {
 	if !groupAlive(c.pid) {
 		return
 	}
-	c.log.Debug().Msg("child exited but left processes in its group, sending SIGTERM")
+	c.logger().Debug().Msg("child exited but left processes in its group, sending SIGTERM")
 	c.signalGroup(unix.SIGTERM)
 	if waitGroupGone(c.pid, c.opts.TermGrace) {
 		return
 	}
-	c.log.Warn().Msg("processes left by the child ignored SIGTERM, sending SIGKILL")
+	c.logger().Warn().Msg("processes left by the child ignored SIGTERM, sending SIGKILL")
 	c.signalGroup(unix.SIGKILL)
 	// SIGKILL cannot be ignored; the wait only covers exit in progress.
 	waitGroupGone(c.pid, 10*time.Second)
@@ -603,8 +621,9 @@ func (c *Child) drainStderr() {
 		full := errors.Is(err, bufio.ErrBufferFull)
 		if len(line) > 0 && !skipping {
 			s := string(bytes.TrimRight(line, "\r\n"))
-			if ok, held := c.opts.LogLimit.Allow(); ok {
-				ev := c.log.Info()
+			to := c.to.Load()
+			if ok, held := to.limit.Allow(); ok {
+				ev := to.log.Info()
 				if held > 0 {
 					// The line after a pause says how many were held back.
 					ev = ev.Int("suppressed", held)

@@ -33,6 +33,7 @@
 //	MCPWRAP_CHILD_DIR               (none)             working directory of the child
 //	MCPWRAP_TENANTS_FILE            (none)             JSON file of named tokens, each with its child's environment
 //	MCPWRAP_EXIT_WHEN_IDLE          0                  exit 0 once no session has existed for this long (0: never)
+//	MCPWRAP_WARM_CHILDREN           0                  children kept started ahead of demand, per environment (see README)
 //	MCPWRAP_METRICS_LISTEN          (none)             also serve /metrics here, without a token (a private address)
 //	MCPWRAP_ALLOWED_HOSTS           (none)             host names served without a token, besides addresses and localhost
 //	MCPWRAP_MAX_CONNECTIONS         0 (auto)           open connections; beyond, 503 (auto: half the file descriptor limit)
@@ -132,6 +133,7 @@ type Config struct {
 	ChildDir       string        `env:"CHILD_DIR" help:"working directory of the child"`
 	TenantsFile    string        `env:"TENANTS_FILE" help:"JSON file of named tokens, each with extra environment for its children"`
 	ExitWhenIdle   time.Duration `env:"EXIT_WHEN_IDLE" envDefault:"0" help:"exit 0 once no session has existed for this long (0 never)"`
+	WarmChildren   int           `env:"WARM_CHILDREN" envDefault:"0" help:"children kept started (not initialized) ahead of demand, per environment"`
 	MetricsListen  string        `env:"METRICS_LISTEN" help:"also serve /metrics on this host:port, without a token"`
 	AllowedHosts   []string      `env:"ALLOWED_HOSTS" help:"host names served without a token, besides IP addresses and localhost, comma-separated"`
 	MaxConns       int           `env:"MAX_CONNECTIONS" envDefault:"0" help:"most open connections, beyond which new ones get 503 (0: half the file descriptor limit)"`
@@ -261,6 +263,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
+	}
+	if c.WarmChildren < 0 {
+		return fmt.Errorf("%w: MCPWRAP_WARM_CHILDREN must not be negative", ErrUsage)
 	}
 	if c.MaxQueuedBytes < 1 || c.MaxQueuedTotal < c.MaxQueuedBytes {
 		return fmt.Errorf("%w: MCPWRAP_MAX_QUEUED_BYTES must be positive and MCPWRAP_MAX_QUEUED_BYTES_TOTAL at least as large", ErrUsage)

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmark matrix against bench/echoserver spoken to directly over
-# its pipes, through mcpwrap, and through supergateway and mcp-proxy when
-# npm can install them, then prints a markdown table of ratios to direct.
+# its pipes, through mcpwrap, answering over HTTP itself (the native-HTTP
+# floor: no pipes, no child), and through supergateway and mcp-proxy when
+# npm can install them, then prints a markdown table of ratios to direct and
+# of mcpwrap to the floor. A second table times session setup for users
+# arriving one by one, with and without MCPWRAP_WARM_CHILDREN, for the echo
+# child and for @modelcontextprotocol/server-everything started through npx
+# (installed into a local folder first, so npx downloads nothing).
 # Every figure comes from this one run, so the ratios compare like with like.
 #
 # Environment:
@@ -11,6 +16,8 @@
 #   PEERS=0        skip supergateway and mcp-proxy
 #   PEERS_DIR=dir  reuse (or install into) this npm prefix instead of a temp one
 #   CELLS="..."    run only these cells: seq par8 many open held req1m resp1m
+#                  setup npxsetup
+#   NPX=0          skip the npx setup row
 #   BENCH_CMD      the load tool (default: bin/mcpwrap bench)
 #   OUT=dir        keep the per-cell JSON reports and logs there
 #
@@ -23,14 +30,20 @@ quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
 	seq_calls=300 par_calls=400 many_sessions=10 many_calls=20 open_sessions=20
 	held_sessions=50 big_calls=3 cap=15s held_cap=30s hold=1s rounds=${ROUNDS:-1}
+	setup_sessions=5 npx_sessions=3
 else
 	seq_calls=10000 par_calls=10000 many_sessions=50 many_calls=100 open_sessions=200
 	held_sessions=1000 big_calls=20 cap=20s held_cap=120s hold=2s rounds=${ROUNDS:-3}
+	setup_sessions=20 npx_sessions=8
 fi
+# Users arriving one by one: a pause between sessions long enough for the
+# warm set to refill, and warm children enough to absorb a late refill.
+setup_every=300ms npx_every=2500ms warm_children=2
 
 work=$(mktemp -d)
 out=${OUT:-$work/out}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: some cells run from another folder
 started=() # pids this script started; the only ones it signals
 
 stop_pid() {
@@ -55,7 +68,7 @@ echo "== build" >&2
 go build -o bin/mcpwrap .
 go build -o bin/echoserver ./bench/echoserver
 echo_bin=$PWD/bin/echoserver
-read -r -a bench <<<"${BENCH_CMD:-bin/mcpwrap bench}"
+read -r -a bench <<<"${BENCH_CMD:-$PWD/bin/mcpwrap bench}"
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 # free_port picks a loopback port nothing answers on.
@@ -88,6 +101,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; 
 jget() { sed -n 's/.*"'"$2"'":"\{0,1\}\([^,}"]*\).*/\1/p' "$1" 2>/dev/null | head -1; }
 
 # Per target: its URL, its pid, and the header that carries its key.
+# Direct targets have no URL.
 declare -A url_of pid_of header_of
 targets=(direct)
 pid_of[direct]=0
@@ -100,7 +114,8 @@ run_cell() {
 	shift 2
 	local json=$out/$target.$name.r$round.json
 	local where=(-- "$echo_bin")
-	if [ "$target" != direct ]; then
+	[ -z "${direct_cmd:-}" ] || read -r -a where <<<"-- $direct_cmd"
+	if [ "${url_of[$target]:-}" != "" ]; then
 		where=("${url_of[$target]}")
 		[ -z "${header_of[$target]:-}" ] || where=(--header "${header_of[$target]}" "${where[@]}")
 	fi
@@ -157,7 +172,7 @@ start_server() {
 	fi
 	sleep 0.5
 	rss_kib "$pid" >"$out/$name.idle.rss"
-	targets+=("$name")
+	[ -n "${side:-}" ] || targets+=("$name")
 	url_of[$name]=$url
 	pid_of[$name]=$pid
 }
@@ -166,6 +181,41 @@ port=$(free_port)
 export MCPWRAP_TOKEN=$token # read by mcpwrap and by the load tool
 MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn start_server mcpwrap \
 	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "$echo_bin"
+
+# The floor: the same echo tools answered over HTTP by the server itself.
+port=$(free_port)
+start_server floor "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port"
+# ... and by a hand-written handler, without the SDK: HTTP alone.
+port=$(free_port)
+start_server floor-lean "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port" -lean
+
+# For the setup rows: mcpwrap with warm children beside the cold one.
+port=$(free_port)
+MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn MCPWRAP_WARM_CHILDREN=$warm_children side=1 start_server mcpwrap-warm \
+	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "$echo_bin"
+
+# The npx rows: server-everything installed into a folder of its own, then
+# started by npx from there without a download.
+npx_dir=$work/npx
+npx_cmd="npx --no-install @modelcontextprotocol/server-everything stdio"
+if [ "${NPX:-1}" != 0 ]; then
+	echo "== npm install @modelcontextprotocol/server-everything" >&2
+	mkdir -p "$npx_dir"
+	if timeout 300 npm install --prefix "$npx_dir" --no-audit --no-fund --loglevel=error \
+		@modelcontextprotocol/server-everything >"$out/npx-npm.log" 2>&1; then
+		for w in 0 "$warm_children"; do
+			port=$(free_port)
+			name=mcpwrap-npx-cold
+			[ "$w" = 0 ] || name=mcpwrap-npx-warm
+			# shellcheck disable=SC2086
+			MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn MCPWRAP_WARM_CHILDREN=$w MCPWRAP_CHILD_DIR=$npx_dir side=1 \
+				start_server "$name" "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- $npx_cmd
+		done
+	else
+		echo "   npm install failed; npx rows skipped" >&2
+		tail -5 "$out/npx-npm.log" >&2
+	fi
+fi
 
 peers=${PEERS_DIR:-$work/peers}
 if [ "${PEERS:-1}" != 0 ]; then
@@ -213,7 +263,7 @@ fi
 # Rounds repeat the whole matrix; a ratio is taken within a round and the
 # median over rounds is shown.
 echo "== matrix: ${targets[*]}, $rounds round(s)" >&2
-cells=${CELLS:-seq par8 many open held req1m resp1m}
+cells=${CELLS:-seq par8 many open held req1m resp1m setup npxsetup}
 want() { [[ " $cells " == *" $1 "* ]]; }
 for round in $(seq "$rounds"); do
 	if want seq; then for t in "${targets[@]}"; do run_cell seq "$t" --sessions 1 --calls "$seq_calls" --inflight 1 --payload 64; done; fi
@@ -223,6 +273,21 @@ for round in $(seq "$rounds"); do
 	if want held; then for t in "${targets[@]}"; do run_held "$t"; done; fi
 	if want req1m; then for t in "${targets[@]}"; do run_cell req1m "$t" --sessions 1 --calls "$big_calls" --payload 1048576; done; fi
 	if want resp1m; then for t in "${targets[@]}"; do run_cell resp1m "$t" --sessions 1 --calls "$big_calls" --response 1048576; done; fi
+	if want setup; then
+		for t in direct mcpwrap mcpwrap-warm; do
+			[ "$t" = direct ] || [ -n "${url_of[$t]:-}" ] || continue
+			run_cell setup "$t" --sessions "$setup_sessions" --open-inflight 1 --open-every "$setup_every" --calls 1
+		done
+	fi
+	if want npxsetup && [ -n "${url_of[mcpwrap-npx-cold]:-}" ]; then
+		# Direct spawns run from the install folder, as mcpwrap's children do.
+		(cd "$npx_dir" && direct_cmd=$npx_cmd cell_cap=120s run_cell npxsetup direct --sessions "$npx_sessions" \
+			--open-inflight 1 --open-every "$npx_every" --calls 1 --tool echo --args '{"message":"hi"}')
+		for t in mcpwrap-npx-cold mcpwrap-npx-warm; do
+			cell_cap=120s run_cell npxsetup "$t" --sessions "$npx_sessions" --open-inflight 1 --open-every "$npx_every" \
+				--calls 1 --tool echo --args '{"message":"hi"}'
+		done
+	fi
 done
 
 # ---- the table
@@ -246,13 +311,13 @@ per_round() {
 	done
 }
 
-# ratio_rounds TARGET CELL KEY prints, for each round with both reports,
-# the target's KEY over direct's.
+# ratio_rounds TARGET CELL KEY [BASE] prints, for each round with both
+# reports, the target's KEY over BASE's (direct's by default).
 ratio_rounds() {
 	local r a b
 	for r in $(seq "$rounds"); do
 		a=$(jget "$out/$1.$2.r$r.json" "$3")
-		b=$(jget "$out/direct.$2.r$r.json" "$3")
+		b=$(jget "$out/${4:-direct}.$2.r$r.json" "$3")
 		awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.4f\n", a / b }'
 	done
 }
@@ -337,6 +402,50 @@ cell_row() {
 	done
 	echo
 	echo
-	echo "RSS is the wrapper process's own VmRSS (children not counted), read while all held sessions are open, less the RSS just before; direct has no wrapper."
+	echo "RSS is the wrapper process's own VmRSS (children not counted), read while all held sessions are open, less the RSS just before; direct has no wrapper; the floor's includes its sessions' servers."
+
+	# mcpwrap against the floor: what is left to gain on the hot path.
+	if [ -n "${url_of[floor]:-}" ]; then
+		echo
+		echo "mcpwrap against the native-HTTP floor (bench/echoserver -http: the same tools answered over HTTP by the server itself, no pipes, no child; with the SDK's handler, and with -lean, a hand-written one); median over rounds of the ratio within each round."
+		echo
+		echo "| cell | floor (SDK) | mcpwrap ÷ floor | floor (lean) | mcpwrap ÷ lean floor |"
+		echo "|---|---|---|---|---|"
+		floor_row() {
+			local f r
+			printf '| %s |' "$1"
+			for f in floor floor-lean; do
+				r=$(ratio_rounds mcpwrap "$2" "$3" "$f" | median)
+				printf ' %s %s | %s |' "$(num "$(per_round "$f" "$2" "$3" | median)")" "$4" \
+					"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
+			done
+			echo
+		}
+		want seq && floor_row "sequential: calls/s" seq calls_per_sec /s
+		want par8 && floor_row "8 in flight: calls/s" par8 calls_per_sec /s
+		want open && floor_row "$open_sessions sessions opened at once: setup p50" open setup_p50_ms ms
+		want resp1m && floor_row "1 MiB response: call p50" resp1m call_p50_ms ms
+	fi
+
+	# Setup for users arriving one by one, cold and warm.
+	if want setup || want npxsetup; then
+		echo
+		echo "Session setup (initialize answered) for users arriving one by one: one session every $setup_every (echo child, $setup_sessions sessions) or $npx_every (server-everything through npx, $npx_sessions sessions); warm: MCPWRAP_WARM_CHILDREN=$warm_children. Median over rounds of each p50, and of the warm ÷ cold ratio within each round."
+		echo
+		echo "| child | direct spawn: setup p50 | mcpwrap cold: setup p50 | mcpwrap warm: setup p50 | warm ÷ cold |"
+		echo "|---|---|---|---|---|"
+		setup_row() {
+			local label=$1 cell=$2 cold=$3 warm=$4 r
+			r=$(ratio_rounds "$warm" "$cell" setup_p50_ms "$cold" | median)
+			printf '| %s | %s ms%s | %s ms%s | %s ms%s | %s |\n' "$label" \
+				"$(num "$(per_round direct "$cell" setup_p50_ms | median)")" "$(errs direct "$cell")" \
+				"$(num "$(per_round "$cold" "$cell" setup_p50_ms | median)")" "$(errs "$cold" "$cell")" \
+				"$(num "$(per_round "$warm" "$cell" setup_p50_ms | median)")" "$(errs "$warm" "$cell")" \
+				"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
+		}
+		want setup && setup_row "bench/echoserver (Go)" setup mcpwrap mcpwrap-warm
+		want npxsetup && [ -n "${url_of[mcpwrap-npx-cold]:-}" ] &&
+			setup_row "server-everything via npx (Node)" npxsetup mcpwrap-npx-cold mcpwrap-npx-warm
+	fi
 	[ -z "${OUT:-}" ] || echo "Reports: $out"
 } | tee "$out/table.md"

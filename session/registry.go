@@ -31,8 +31,11 @@ type Options struct {
 	// LogRate bounds the log lines of one session (its child's stderr and
 	// the warnings about it) a second, in bursts of LogBurst; 0 no bound.
 	LogRate, LogBurst int
-	MachineID         string   // the instance this registry runs on; session ids name it (see MachineOf)
-	Observer          Observer // optional
+	MachineID         string // the instance this registry runs on; session ids name it (see MachineOf)
+	// Warm, when set, starts each session's child: one started ahead of
+	// demand when it has one for the session's command. Its owner closes it.
+	Warm     *child.Warm
+	Observer Observer // optional
 }
 
 // Registry holds the live sessions by id.
@@ -110,7 +113,13 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	limit := ratelog.New(r.opts.LogRate, r.opts.LogBurst)
 	copts := r.opts.Child
 	copts.LogLimit = limit
-	c, err := child.Start(cmd, copts, log)
+	var c *child.Child
+	var err error
+	if r.opts.Warm != nil {
+		c, err = r.opts.Warm.Start(cmd, limit, log)
+	} else {
+		c, err = child.Start(cmd, copts, log)
+	}
 	if err != nil {
 		r.mu.Lock()
 		r.starting--
