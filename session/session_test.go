@@ -116,7 +116,7 @@ const sessFlood = `exec yes '{"jsonrpc":"2.0","method":"notifications/resources/
 // reader that is gone.
 func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
 	s := sessStartOver(t, HTTPSSE, sessFlood)
-	_, release, err := s.Listen()
+	_, _, release, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
 	for _, tr := range []Transport{Streamable, HTTPSSE} {
 		t.Run(tr.String(), func(t *testing.T) {
 			s := sessStartOver(t, tr, sessFlood)
-			_, release, err := s.Listen()
+			_, _, release, err := s.Listen()
 			if err != nil {
 				t.Fatal(err)
 			}
