@@ -90,6 +90,10 @@ type EventLog struct {
 	ready  chan struct{}
 }
 
+// keepBytes bounds the bytes of read events a log keeps for a reconnection,
+// so that they do not crowd other readers out of the session's budget.
+const keepBytes = 256 << 10
+
 func newEventLog(b *budget, max, keep int) *EventLog {
 	return &EventLog{bytes: b, max: max, keep: keep, next: 1, ready: make(chan struct{})}
 }
@@ -162,7 +166,17 @@ func (l *EventLog) After(id int64) (events []Event, ready <-chan struct{}, err e
 	for i < len(l.events) && l.events[i].ID <= id {
 		i++
 	}
-	if n := i - l.keep; n > 0 {
+	// What was read stays, within keep events and keepBytes, but the
+	// newest of it always: it is the likeliest to be lost on the way.
+	n := max(i-l.keep, 0)
+	var kept int64
+	for j := n; j < i; j++ {
+		kept += int64(len(l.events[j].Data))
+	}
+	for ; n < i-1 && kept > keepBytes; n++ {
+		kept -= int64(len(l.events[n].Data))
+	}
+	if n > 0 {
 		l.dropLocked(n)
 		i -= n
 	}

@@ -214,6 +214,7 @@ func (s *Session) Finished(ex *Exchange, seat <-chan struct{}) {
 		delete(s.replies, ex.key)
 	}
 	ex.reader.leave(seat)
+	ex.log.cut(io.EOF) // what it kept for a reconnection is nobody's now
 }
 
 // dropReplyLocked discards an exchange nobody reads.

@@ -498,3 +498,19 @@ func TestResumeTakesOverFromASilentReader(t *testing.T) {
 		}
 	}
 }
+
+// What a reply keeps for a reconnection is given back once the reply was
+// read to its end: finished calls do not fill the session's budget.
+func TestFinishedRepliesGiveTheirBytesBack(t *testing.T) {
+	s := start(t, retain(time.Minute))
+	cs := connect(t, s.URL, newProgressLog().options())
+	for range 3 {
+		if _, err := cs.CallTool(ctxFor(t), &mcp.CallToolParams{Name: "big", Arguments: map[string]any{"size": 1 << 20}}); err != nil {
+			t.Fatal(err)
+		}
+		if done := callProgress(cs, 3, 0); <-done != nil {
+			t.Fatal("progress call failed")
+		}
+	}
+	testkit.Eventually(t, "the finished replies' bytes to be given back", func() bool { return s.Reg.QueuedBytes() == 0 })
+}
