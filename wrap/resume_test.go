@@ -514,3 +514,34 @@ func TestFinishedRepliesGiveTheirBytesBack(t *testing.T) {
 	}
 	testkit.Eventually(t, "the finished replies' bytes to be given back", func() bool { return s.Reg.QueuedBytes() == 0 })
 }
+
+// With polling on, a call that outlasts the poll interval several times
+// completes through the Go SDK client, every progress notification once,
+// while no connection stays open much longer than the interval: mcpwrap
+// closes each stream and the client resumes it by GET.
+func TestPollingClosesLongStreams(t *testing.T) {
+	const poll = time.Second
+	s := start(t, retain(time.Minute), func(_ *session.Options, wo *wrap.Options) {
+		wo.SSEPollAfter = poll
+		wo.SSERetry = 50 * time.Millisecond
+	})
+	// One request per connection, so that the proxy sees each stream's
+	// lifetime.
+	s.srv.Config.SetKeepAlivesEnabled(false)
+	proxy := newCutter(t, s.URL)
+	progress := newProgressLog()
+	cs := testkit.Client{URL: proxy.URL(s.URL), Token: token, Options: progress.options()}.MustConnect(t)
+
+	const steps, ms = 8, 750 // six seconds: several poll intervals
+	if err := <-callProgress(cs, steps, ms); err != nil {
+		t.Fatalf("the long call through polling: %v", err)
+	}
+	checkEveryStepOnce(t, progress.values(), steps)
+	opened, longest := proxy.stats()
+	if longest >= 3*poll {
+		t.Errorf("a connection stayed open %v, with polling after %v", longest, poll)
+	}
+	if opened < 6 {
+		t.Errorf("%d connections for a %v call polled every %v: streams were not closed", opened, steps*ms*time.Millisecond, poll)
+	}
+}
