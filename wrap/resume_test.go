@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,112 +15,6 @@ import (
 	"github.com/mcpwrap/mcpwrap/wrap"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
-
-// cutter is a TCP proxy in front of a server that can cut every connection
-// through it, as a network drop does, and remembers how long each one
-// stayed open.
-type cutter struct {
-	ln net.Listener
-	to string
-
-	mu      sync.Mutex // guards the fields below
-	conns   map[net.Conn]time.Time
-	longest time.Duration
-	opened  int
-	wg      sync.WaitGroup
-}
-
-func newCutter(t *testing.T, target string) *cutter {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, to: u.Host, conns: map[net.Conn]time.Time{}}
-	c.wg.Add(1)
-	go c.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		c.cut()
-		c.wg.Wait()
-	})
-	return c
-}
-
-// URL is target's URL through the proxy.
-func (c *cutter) URL(target string) string {
-	u, _ := url.Parse(target)
-	u.Host = c.ln.Addr().String()
-	return u.String()
-}
-
-func (c *cutter) accept() {
-	defer c.wg.Done()
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", c.to)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		c.mu.Lock()
-		c.conns[in] = time.Now()
-		c.opened++
-		c.mu.Unlock()
-		c.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer c.wg.Done()
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			c.forget(in)
-		}
-		go pipe(out, in)
-		go pipe(in, out)
-	}
-}
-
-func (c *cutter) forget(in net.Conn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if since, ok := c.conns[in]; ok {
-		c.longest = max(c.longest, time.Since(since))
-		delete(c.conns, in)
-	}
-}
-
-// cut drops every connection open now.
-func (c *cutter) cut() {
-	c.mu.Lock()
-	conns := make([]net.Conn, 0, len(c.conns))
-	for in := range c.conns {
-		conns = append(conns, in)
-	}
-	c.mu.Unlock()
-	for _, in := range conns {
-		in.Close()
-		c.forget(in)
-	}
-}
-
-// stats says how many connections were opened and the longest any stayed
-// open, those still open included.
-func (c *cutter) stats() (opened int, longest time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	longest = c.longest
-	for _, since := range c.conns {
-		longest = max(longest, time.Since(since))
-	}
-	return c.opened, longest
-}
 
 // progressLog records the progress notifications a client receives.
 type progressLog struct {
@@ -196,7 +88,7 @@ func retain(d time.Duration) tweak {
 // every progress notification arrives once, in order, then the result.
 func TestGoClientResumesACallAfterTheConnectionIsCut(t *testing.T) {
 	s := start(t, retain(time.Minute))
-	proxy := newCutter(t, s.URL)
+	proxy := testkit.NewCutter(t, s.URL)
 	progress := newProgressLog()
 	cs := testkit.Client{URL: proxy.URL(s.URL), Token: token, Options: progress.options()}.MustConnect(t)
 
@@ -211,7 +103,7 @@ func TestGoClientResumesACallAfterTheConnectionIsCut(t *testing.T) {
 			t.Fatal("no progress before the cut")
 		}
 	}
-	proxy.cut()
+	proxy.Cut()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -221,7 +113,7 @@ func TestGoClientResumesACallAfterTheConnectionIsCut(t *testing.T) {
 		t.Fatal("the call did not end after the cut")
 	}
 	checkEveryStepOnce(t, progress.values(), steps)
-	if opened, _ := proxy.stats(); opened < 3 {
+	if opened, _ := proxy.Stats(); opened < 3 {
 		t.Errorf("%d connections through the proxy: the client did not reconnect after the cut", opened)
 	}
 	// The session goes on.
@@ -528,7 +420,7 @@ func TestPollingClosesLongStreams(t *testing.T) {
 	// One request per connection, so that the proxy sees each stream's
 	// lifetime.
 	s.srv.Config.SetKeepAlivesEnabled(false)
-	proxy := newCutter(t, s.URL)
+	proxy := testkit.NewCutter(t, s.URL)
 	progress := newProgressLog()
 	cs := testkit.Client{URL: proxy.URL(s.URL), Token: token, Options: progress.options()}.MustConnect(t)
 
@@ -537,7 +429,7 @@ func TestPollingClosesLongStreams(t *testing.T) {
 		t.Fatalf("the long call through polling: %v", err)
 	}
 	checkEveryStepOnce(t, progress.values(), steps)
-	opened, longest := proxy.stats()
+	opened, longest := proxy.Stats()
 	if longest >= 3*poll {
 		t.Errorf("a connection stayed open %v, with polling after %v", longest, poll)
 	}
