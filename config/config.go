@@ -25,6 +25,9 @@
 //	MCPWRAP_LOG_LINES_PER_SECOND    100                log lines per session a second (child stderr, warnings), bursts of 10x; 0: no bound
 //	MCPWRAP_REQUEST_TIMEOUT         0                  give up on a request after this long (0: never)
 //	MCPWRAP_KEEPALIVE               25s                SSE comment interval on open streams
+//	MCPWRAP_SSE_RETRY               1s                 reconnection delay sent to clients (retry:) on /mcp streams
+//	MCPWRAP_SSE_RETENTION           5m                 how long a reply whose connection dropped waits for a resume (Last-Event-ID); 0: discarded
+//	MCPWRAP_SSE_POLL_AFTER          0                  close a reply's stream after this long and let the client resume it by GET (2025-11-25; 0: never)
 //	MCPWRAP_CLOSE_GRACE             2s                 after closing a child's stdin, wait before SIGTERM
 //	MCPWRAP_TERM_GRACE              3s                 after SIGTERM, wait before SIGKILL
 //	MCPWRAP_SHUTDOWN_TIMEOUT        9s                 budget for ending every session on SIGTERM
@@ -125,6 +128,9 @@ type Config struct {
 	LogRate        int           `env:"LOG_LINES_PER_SECOND" envDefault:"100" help:"log lines per session a second (child stderr and warnings), in bursts of ten times that; 0 no bound"`
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"0" help:"give up on a request after this long (0 never)"`
 	KeepAlive      time.Duration `env:"KEEPALIVE" envDefault:"25s" help:"interval of SSE keep-alive comments"`
+	SSERetry       time.Duration `env:"SSE_RETRY" envDefault:"1s" help:"reconnection delay sent to clients (retry:) on /mcp streams"`
+	SSERetention   time.Duration `env:"SSE_RETENTION" envDefault:"5m" help:"how long a reply whose connection dropped waits for the client to resume it (0 discard at once)"`
+	SSEPollAfter   time.Duration `env:"SSE_POLL_AFTER" envDefault:"0" help:"close a reply's stream after this long and let the client resume it by GET, for proxies that cut long connections (0 never)"`
 	CloseGrace     time.Duration `env:"CLOSE_GRACE" envDefault:"2s" help:"after closing a child's stdin, wait this long before SIGTERM"`
 	TermGrace      time.Duration `env:"TERM_GRACE" envDefault:"3s" help:"after SIGTERM, wait this long before SIGKILL"`
 	ShutdownBudget time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"9s" help:"time allowed for ending all sessions on SIGTERM"`
@@ -269,6 +275,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxQueuedBytes < 1 || c.MaxQueuedTotal < c.MaxQueuedBytes {
 		return fmt.Errorf("%w: MCPWRAP_MAX_QUEUED_BYTES must be positive and MCPWRAP_MAX_QUEUED_BYTES_TOTAL at least as large", ErrUsage)
+	}
+	if c.SSERetry < 0 || c.SSERetention < 0 || c.SSEPollAfter < 0 {
+		return fmt.Errorf("%w: MCPWRAP_SSE_RETRY, MCPWRAP_SSE_RETENTION and MCPWRAP_SSE_POLL_AFTER must not be negative", ErrUsage)
 	}
 	if c.SlowReader < 0 || c.MaxBatch < 1 || c.UnusedTimeout < 0 || c.LogRate < 0 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_BATCH must be positive; MCPWRAP_SLOW_READER_TIMEOUT, MCPWRAP_UNUSED_SESSION_TIMEOUT and MCPWRAP_LOG_LINES_PER_SECOND not negative", ErrUsage)

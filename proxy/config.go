@@ -22,6 +22,7 @@ type Config struct {
 	TokenFile string        `env:"TOKEN_FILE" help:"file holding the bearer token"`
 	Header    http.Header   `flag:"header" help:"extra request header 'Name: value', repeatable"`
 	RetryFor  time.Duration `env:"PROXY_RETRY_FOR" flag:"retry-for" envDefault:"30s" help:"keep retrying an unreachable or starting remote this long"`
+	ReadIdle  time.Duration `env:"PROXY_READ_IDLE" flag:"read-idle" envDefault:"75s" help:"take an SSE stream silent this long for dead and resume it (0 never)"`
 	LogLevel  string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 
 	// OAuth sign-in, used when the remote asks for it and no token is set.
@@ -78,6 +79,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if strings.ContainsAny(cfg.Token, "\r\n") {
 		// Never echo the value: it is a secret.
 		return cfg, errors.New("token must be one line")
+	}
+	if cfg.ReadIdle < 0 {
+		return cfg, fmt.Errorf("%w: --read-idle must not be negative", config.ErrUsage)
 	}
 	if cfg.RetryFor < 0 {
 		return cfg, fmt.Errorf("%w: --retry-for must not be negative", config.ErrUsage)

@@ -14,6 +14,7 @@
 //	--token-file         MCPWRAP_TOKEN_FILE         (none)   file holding the token (surrounding space trimmed)
 //	--header 'K: V'      -                          -        extra request header, repeatable
 //	--retry-for          MCPWRAP_PROXY_RETRY_FOR    30s      how long to retry a remote that is unreachable or answers 502/503/504, and how long a request waits for a sign-in
+//	--read-idle          MCPWRAP_PROXY_READ_IDLE    75s      an SSE stream silent this long is taken for dead and resumed (Last-Event-ID); mcpwrap sends a keep-alive every MCPWRAP_KEEPALIVE (25s); 0: never
 //	--log-level          MCPWRAP_LOG_LEVEL          info     debug, info, warn or error
 //	--no-browser         MCPWRAP_PROXY_NO_BROWSER   false    print the sign-in URL to stderr instead of opening a browser
 //	--token-store        MCPWRAP_PROXY_TOKEN_STORE  auto     where OAuth tokens live: auto (keychain if any, else file), keyring or file

@@ -6,13 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/mcpwrap/mcpwrap/internal/sse"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/internal/sse"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
 )
 
@@ -230,6 +231,7 @@ func (t *streamable) answer(ctx context.Context, m *jsonrpc.Message, c *call, st
 // answered. When the stream breaks first and the remote gave event ids, the
 // answer is fetched by resuming with Last-Event-ID.
 func (t *streamable) readResponseStream(ctx context.Context, c *call, st sessionState, resp *http.Response) error {
+	resp.Body = watchIdle(resp.Body, t.s.cfg.ReadIdle)
 	er := sse.NewReader(resp.Body, maxMessage)
 	defer er.Release()
 	err := t.pump(er, c)
@@ -291,6 +293,7 @@ func (t *streamable) resume(ctx context.Context, c *call, st sessionState, er *s
 			}
 			return statusError(resp, b)
 		}
+		resp.Body = watchIdle(resp.Body, t.s.cfg.ReadIdle)
 		er.Reset(resp.Body)
 		err = t.pump(er, c)
 		resp.Body.Close()
@@ -406,6 +409,7 @@ func (t *streamable) runListen(ctx context.Context, st sessionState) {
 			t.s.log.Warn().Err(statusError(resp, b)).Msg("GET stream refused")
 			return
 		}
+		resp.Body = watchIdle(resp.Body, t.s.cfg.ReadIdle)
 		if er == nil {
 			er = sse.NewReader(resp.Body, maxMessage)
 		} else {
@@ -587,4 +591,36 @@ func unquote(v []byte) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// watchIdle closes body when nothing arrives on it for idle (0: never), so
+// that a stream whose connection died without a word (a laptop asleep, a
+// proxy that forgot it) ends in bounded time and is resumed. mcpwrap sends a
+// keep-alive comment every MCPWRAP_KEEPALIVE, so a live stream is never
+// silent that long.
+func watchIdle(body io.ReadCloser, idle time.Duration) io.ReadCloser {
+	if idle <= 0 {
+		return body
+	}
+	return &idleBody{ReadCloser: body, idle: idle, timer: time.AfterFunc(idle, func() { body.Close() })}
+}
+
+// idleBody is a response body watched for silence.
+type idleBody struct {
+	io.ReadCloser
+	idle  time.Duration
+	timer *time.Timer
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }

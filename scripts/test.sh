@@ -65,7 +65,9 @@ echo "== MCP conformance suite, through mcpwrap"
 bin=$(mktemp -d)
 go build -o "$bin/mcpwrap" .
 go build -o "$bin/everything" ./examples/everything
-MCPWRAP_LISTEN=127.0.0.1:0 MCPWRAP_LOG_FORMAT=json "$bin/mcpwrap" -- "$bin/everything" 2>"$bin/mcpwrap.log" &
+# Polling on, tiny: the server-sse-polling scenario then applies (its
+# test_reconnection call outlasts it, so its stream is closed and resumed).
+MCPWRAP_SSE_POLL_AFTER=50ms MCPWRAP_LISTEN=127.0.0.1:0 MCPWRAP_LOG_FORMAT=json "$bin/mcpwrap" -- "$bin/everything" 2>"$bin/mcpwrap.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$bin"' EXIT
 addr=

@@ -12,6 +12,10 @@ import (
 // went on without it.
 var ErrLagged = errors.New("reader fell behind and was cut")
 
+// ErrGone refuses a resumption from an event the log no longer holds (or
+// never held): what came after it cannot be replayed whole.
+var ErrGone = errors.New("the events after that id are no longer held")
+
 // A budget bounds the bytes held in queues. A session's budget has the
 // process-wide one as its parent: a message is queued only when both have
 // room.
@@ -72,17 +76,26 @@ type Event struct {
 type EventLog struct {
 	bytes *budget
 	max   int // most events held (0: no bound)
+	// keep is how many events already read stay for a reader that
+	// reconnects: those the connection lost on the way are among them.
+	// They are the first to go when the budget is full.
+	keep int
 
 	mu     sync.Mutex // guards the fields below
 	events []Event    // oldest first, ids ascending
 	next   int64      // id of the next event
 	held   int64      // bytes of events
+	read   int64      // the highest id a reader has read up to
 	end    error      // io.EOF once closed, ErrLagged once cut
 	ready  chan struct{}
 }
 
-func newEventLog(b *budget, max int) *EventLog {
-	return &EventLog{bytes: b, max: max, next: 1, ready: make(chan struct{})}
+// keepBytes bounds the bytes of read events a log keeps for a reconnection,
+// so that they do not crowd other readers out of the session's budget.
+const keepBytes = 256 << 10
+
+func newEventLog(b *budget, max, keep int) *EventLog {
+	return &EventLog{bytes: b, max: max, keep: keep, next: 1, ready: make(chan struct{})}
 }
 
 // wakeLocked tells a waiting reader there is news.
@@ -107,6 +120,10 @@ func (l *EventLog) append(o Outbound, evict bool) (taken bool, fell int) {
 		full := l.max > 0 && len(l.events) >= l.max
 		if !full && l.bytes.take(n, len(l.events) == 0) {
 			break
+		}
+		if len(l.events) > 0 && l.events[0].ID <= l.read {
+			l.dropLocked(1) // kept for a reconnection, and nobody's loss
+			continue
 		}
 		if !evict || len(l.events) == 0 {
 			return false, fell
@@ -136,32 +153,72 @@ func (l *EventLog) dropLocked(n int) {
 	l.bytes.give(freed)
 }
 
-// After returns the events after id, frees those up to it, and gives a
-// channel closed when After should be called again: at once when it
-// returned events, else when more come. err is io.EOF once the log is
-// closed and everything in it read, ErrLagged once the reader was cut.
+// After returns the events after id, frees those up to it (but the last
+// keep of them), and gives a channel closed when After should be called
+// again: at once when it returned events, else when more come. err is
+// io.EOF once the log is closed and everything in it read, ErrLagged once
+// the reader was cut.
 func (l *EventLog) After(id int64) (events []Event, ready <-chan struct{}, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.read = max(l.read, id)
 	i := 0
 	for i < len(l.events) && l.events[i].ID <= id {
 		i++
 	}
-	if i > 0 {
-		l.dropLocked(i)
+	// What was read stays, within keep events and keepBytes, but the
+	// newest of it always: it is the likeliest to be lost on the way.
+	n := max(i-l.keep, 0)
+	var kept int64
+	for j := n; j < i; j++ {
+		kept += int64(len(l.events[j].Data))
+	}
+	for ; n < i-1 && kept > keepBytes; n++ {
+		kept -= int64(len(l.events[n].Data))
+	}
+	if n > 0 {
+		l.dropLocked(n)
+		i -= n
 	}
 	if errors.Is(l.end, ErrLagged) {
 		return nil, l.ready, l.end
 	}
-	if len(l.events) == 0 && l.end != nil {
+	if i == len(l.events) && l.end != nil {
 		return nil, l.ready, l.end
 	}
-	if len(l.events) > 0 {
+	if i < len(l.events) {
 		// What is returned may be all there will ever be: the reader
 		// must come back for the end rather than wait for news.
-		return append([]Event(nil), l.events...), closedChan, nil
+		return append([]Event(nil), l.events[i:]...), closedChan, nil
 	}
 	return nil, l.ready, nil
+}
+
+// Resumable reports whether a reader may go on after id: ErrGone when an
+// event after it is no longer held or id was never given, ErrLagged when
+// the log was cut.
+func (l *EventLog) Resumable(id int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if errors.Is(l.end, ErrLagged) {
+		return ErrLagged
+	}
+	first := l.next
+	if len(l.events) > 0 {
+		first = l.events[0].ID
+	}
+	if id < 0 || id >= l.next || id+1 < first {
+		return ErrGone
+	}
+	return nil
+}
+
+// Read is the id a reader has read up to: where a new reader (not a
+// reconnecting one) starts, so that nothing is delivered twice.
+func (l *EventLog) Read() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.read
 }
 
 // closedChan is ready at once.

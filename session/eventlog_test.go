@@ -16,7 +16,7 @@ func msgOf(n int) Outbound { return Outbound{Data: []byte(strings.Repeat("m", n)
 
 func TestEventLogEvictsOldestWithinItsBudget(t *testing.T) {
 	total := newBudget(1000, nil)
-	l := newEventLog(newBudget(300, total), 0)
+	l := newEventLog(newBudget(300, total), 0, 0)
 	for i := range 5 {
 		if taken, _ := l.append(msgOf(100), true); !taken {
 			t.Fatalf("append %d not taken", i)
@@ -39,7 +39,7 @@ func TestEventLogEvictsOldestWithinItsBudget(t *testing.T) {
 }
 
 func TestEventLogTakesOneMessageLargerThanItsBudget(t *testing.T) {
-	l := newEventLog(newBudget(10, nil), 0)
+	l := newEventLog(newBudget(10, nil), 0, 0)
 	if taken, _ := l.append(msgOf(100), false); !taken {
 		t.Fatal("an empty log refused a message larger than its budget")
 	}
@@ -50,7 +50,7 @@ func TestEventLogTakesOneMessageLargerThanItsBudget(t *testing.T) {
 
 func TestEventLogEndsItsReader(t *testing.T) {
 	b := newBudget(0, nil)
-	l := newEventLog(b, 0)
+	l := newEventLog(b, 0, 0)
 	l.append(msgOf(10), false)
 	l.close()
 	got, _, err := l.After(0)
@@ -61,7 +61,7 @@ func TestEventLogEndsItsReader(t *testing.T) {
 		t.Fatalf("after the last event: %v, want io.EOF", err)
 	}
 
-	cut := newEventLog(b, 0)
+	cut := newEventLog(b, 0, 0)
 	cut.append(msgOf(10), false)
 	cut.cut(ErrLagged)
 	if _, _, err := cut.After(0); !errors.Is(err, ErrLagged) {
@@ -119,5 +119,57 @@ exec sleep 1000`}, Env: []string{"PATH=/usr/bin:/bin"}},
 	t.Logf("peak %d KiB queued across 4 sessions, bound %d KiB", peak>>10, limit>>10)
 	if peak > limit {
 		t.Fatalf("%d bytes queued, bound %d", peak, limit)
+	}
+}
+
+func TestEventLogKeepsWhatWasReadForAReconnection(t *testing.T) {
+	b := newBudget(0, nil)
+	l := newEventLog(b, 0, 2)
+	for range 5 {
+		l.append(msgOf(10), false)
+	}
+	if _, _, err := l.After(4); err != nil {
+		t.Fatal(err)
+	}
+	// Events 3 and 4 stay for a reader that lost them on the way; 1 and 2
+	// are gone.
+	if err := l.Resumable(2); err != nil {
+		t.Errorf("Resumable(2) = %v, want nil: 3 and 4 are kept", err)
+	}
+	if err := l.Resumable(1); !errors.Is(err, ErrGone) {
+		t.Errorf("Resumable(1) = %v, want ErrGone: 2 fell off", err)
+	}
+	if err := l.Resumable(5); err != nil {
+		t.Errorf("Resumable(5) = %v, want nil: the newest event", err)
+	}
+	if err := l.Resumable(6); !errors.Is(err, ErrGone) {
+		t.Errorf("Resumable(6) = %v, want ErrGone: never given", err)
+	}
+	got, _, err := l.After(2)
+	if err != nil || len(got) != 3 || got[0].ID != 3 {
+		t.Fatalf("After(2) = %v, %v; want 3-5 again", got, err)
+	}
+	if l.Read() != 4 {
+		t.Errorf("Read() = %d, want 4, the furthest read", l.Read())
+	}
+}
+
+func TestEventLogGivesUpWhatWasReadBeforeRefusingAMessage(t *testing.T) {
+	l := newEventLog(newBudget(30, nil), 0, 64)
+	for range 3 {
+		if taken, _ := l.append(msgOf(10), false); !taken {
+			t.Fatal("refused within the budget")
+		}
+	}
+	l.After(2)
+	// The budget is full, but two events were read already: they make room.
+	if taken, _ := l.append(msgOf(10), false); !taken {
+		t.Fatal("a read event kept for a reconnection crowded out a new one")
+	}
+	if taken, _ := l.append(msgOf(10), false); !taken {
+		t.Fatal("the second read event did not make room")
+	}
+	if taken, _ := l.append(msgOf(10), false); taken {
+		t.Fatal("took a message over the budget with nothing read to give up")
 	}
 }

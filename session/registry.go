@@ -28,6 +28,10 @@ type Options struct {
 	// RequestTimeout, when set, is how long a call in flight keeps its
 	// session from idling out.
 	RequestTimeout time.Duration
+	// Retention is how long the reply of a request whose client left
+	// waits for the client to resume it (Last-Event-ID); 0: it is
+	// discarded at once.
+	Retention time.Duration
 	// LogRate bounds the log lines of one session (its child's stderr and
 	// the warnings about it) a second, in bursts of LogBurst; 0 no bound.
 	LogRate, LogBurst int

@@ -61,6 +61,7 @@ type Session struct {
 	// callLimit is the request timeout: a call older than it no longer
 	// keeps the session from idling out (0: a call always does).
 	callLimit time.Duration
+	retention time.Duration // how long a reply nobody reads waits for a resume
 
 	stdin  chan []byte   // lines for the writer goroutine, in order
 	stream *EventLog     // server-initiated messages for the session's own stream
@@ -73,11 +74,20 @@ type Session struct {
 	calls      map[string]*call     // by the id the child sees
 	progress   map[string]*Exchange // by progress token
 	inflight   []*Exchange          // exchanges still owed a response, oldest first
-	listener   chan struct{}        // closed when the stream's reader leaves; nil if none
+	listener   seat                 // the stream's reader
 	lastActive time.Time
 	used       bool   // it got more than initialize and notifications/initialized
 	reason     string // why the session is being closed, if someone closes it
+	lastKey    int64  // key of the newest exchange
+	// replies are the exchanges a client may resume by key: those being
+	// read and those waiting for their reader to come back.
+	replies map[int64]*Exchange
 }
+
+// replayKeep is how many events a log keeps after they were written to a
+// connection, for a client that reconnects: the ones the connection lost
+// on the way are among them.
+const replayKeep = 64
 
 // call is one request in flight: who asked, and the id they used.
 type call struct {
@@ -91,11 +101,19 @@ type call struct {
 // An Exchange is the requests one POST carried and the way back for
 // everything related to them. Its log ends after the last response.
 type Exchange struct {
+	key      int64 // names its stream among the session's (the GET stream is 0)
 	log      *EventLog
 	detached chan struct{}
 	once     sync.Once
-	owed     int // responses still to come; guarded by the session's mu
+	// Guarded by the session's mu:
+	owed   int         // responses still to come
+	reader seat        // who reads it
+	parked *time.Timer // discards it unless resumed
 }
+
+// Key names the exchange's stream among the session's: a client resumes it
+// by this key (see Resume). The session's own stream is 0.
+func (e *Exchange) Key() int64 { return e.key }
 
 // Outbound is one message from the child on its way to the client.
 type Outbound struct {
@@ -117,6 +135,98 @@ func (e *Exchange) Detach() { e.detach(io.EOF) }
 func (e *Exchange) detach(why error) {
 	e.once.Do(func() { close(e.detached) })
 	e.log.cut(why)
+}
+
+// Park hands an exchange back after its reader left before the end: a
+// dropped connection is not a cancellation, so the child keeps working and
+// what it sends waits in the log, within the session's budget, for the
+// client to resume (Resume) within the retention time; after that it is
+// discarded (Detach).
+// seat is what Kicked or Resume gave the reader.
+func (s *Session) Park(ex *Exchange, seat <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replies[ex.key] != ex || !ex.reader.leave(seat) {
+		return
+	}
+	if s.retention <= 0 || s.closing {
+		s.dropReplyLocked(ex)
+		return
+	}
+	ex.parked = time.AfterFunc(s.retention, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.replies[ex.key] == ex && !ex.reader.taken {
+			s.log.Debug().Int64("stream", ex.key).Msg("nobody resumed a reply within the retention time; discarded")
+			s.dropReplyLocked(ex)
+		}
+	})
+}
+
+// Kicked is closed when a client resuming the exchange's stream asks the
+// reader that opened it (the POST) to leave; it names that reader's seat to
+// Park and Finished.
+func (s *Session) Kicked(ex *Exchange) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ex.reader.kick
+}
+
+// Resume makes the caller the reader of the exchange with key again, and
+// gives what is closed when the next resume asks it to leave: ErrGone when
+// there is no such exchange (any more). A reader still there may be on a
+// connection that died without a word: it is asked to leave, and Resume
+// waits for that within ctx (else ErrStreamBusy).
+func (s *Session) Resume(ctx context.Context, key int64) (*Exchange, <-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		ex := s.replies[key]
+		if ex == nil {
+			return nil, nil, ErrGone
+		}
+		if !ex.reader.taken {
+			if ex.parked != nil {
+				ex.parked.Stop()
+				ex.parked = nil
+			}
+			kick, _ := ex.reader.sit()
+			return ex, kick, nil
+		}
+		free := ex.reader.ask()
+		s.mu.Unlock()
+		select {
+		case <-free:
+			s.mu.Lock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			return nil, nil, ErrStreamBusy
+		}
+	}
+}
+
+// Finished tells the session the exchange's reader (in seat) read it to its
+// end: it can no longer be resumed.
+func (s *Session) Finished(ex *Exchange, seat <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replies[ex.key] == ex {
+		delete(s.replies, ex.key)
+	}
+	ex.reader.leave(seat)
+	ex.log.cut(io.EOF) // what it kept for a reconnection is nobody's now
+}
+
+// dropReplyLocked discards an exchange nobody reads.
+func (s *Session) dropReplyLocked(ex *Exchange) {
+	if s.replies[ex.key] == ex {
+		delete(s.replies, ex.key)
+	}
+	if ex.parked != nil {
+		ex.parked.Stop()
+		ex.parked = nil
+	}
+	ex.Detach()
 }
 
 // Transport is the MCP transport a session is served over; it decides where
@@ -175,6 +285,8 @@ func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolo
 		queued:     queued,
 		limit:      limit,
 		callLimit:  opts.RequestTimeout,
+		retention:  opts.Retention,
+		replies:    map[int64]*Exchange{},
 		id:         id,
 		tenant:     owner.Tenant,
 		user:       owner.User,
@@ -184,7 +296,7 @@ func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolo
 		started:    time.Now(),
 		onEnd:      onEnd,
 		stdin:      make(chan []byte, 64),
-		stream:     newEventLog(queued, opts.MaxQueue),
+		stream:     newEventLog(queued, opts.MaxQueue, replayKeep),
 		done:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
@@ -225,8 +337,11 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 			c := &call{clientID: bytes.Clone(m.ID), since: s.lastActive}
 			if s.trans != HTTPSSE {
 				if ex == nil {
-					ex = &Exchange{log: newEventLog(s.queued, 0), detached: make(chan struct{})}
+					s.lastKey++
+					ex = &Exchange{key: s.lastKey, log: newEventLog(s.queued, 0, replayKeep), detached: make(chan struct{})}
+					ex.reader.sit()
 					s.inflight = append(s.inflight, ex)
+					s.replies[ex.key] = ex
 				}
 				ex.owed++
 				c.ex = ex
@@ -290,6 +405,10 @@ func (s *Session) forget(ex *Exchange, childIDs []string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ex != nil {
+		delete(s.replies, ex.key)
+		ex.reader.leave(ex.reader.kick)
+	}
 	for _, id := range childIDs {
 		if c, ok := s.calls[id]; ok {
 			s.dropCallLocked(id, c)
@@ -346,32 +465,86 @@ func (s *Session) remapCancelLocked(m *jsonrpc.Message) []byte {
 }
 
 // Listen makes the caller the reader of the session's stream; release gives
-// it up. Only one reader at a time: a second gets ErrStreamBusy. What the
-// child sends while nobody listens waits in the stream's log, within the
-// session's byte budget; the oldest falls off first.
-func (s *Session) Listen() (stream *EventLog, release func(), err error) {
+// it up, and kicked is closed when a reader that resumes the stream asks
+// this one to leave (see TakeOver). Only one reader at a time: a second
+// gets ErrStreamBusy. What the child sends while nobody listens waits in
+// the stream's log, within the session's byte budget; the oldest falls off
+// first.
+func (s *Session) Listen() (stream *EventLog, kicked <-chan struct{}, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, nil, ErrEnded
+		return nil, nil, nil, ErrEnded
 	}
-	if s.listener != nil {
-		return nil, nil, ErrStreamBusy
+	if s.listener.taken {
+		return nil, nil, nil, ErrStreamBusy
 	}
-	gone := make(chan struct{})
-	s.listener = gone
-	return s.stream, func() {
+	kick, _ := s.listener.sit()
+	return s.stream, kick, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.listener == gone {
-			close(gone)
-			s.listener = nil
-			if s.closing {
-				// Nobody else may listen now: what is left is nobody's.
-				s.stream.cut(io.EOF)
-			}
+		if s.listener.leave(kick) && s.closing {
+			// Nobody else may listen now: what is left is nobody's.
+			s.stream.cut(io.EOF)
 		}
 	}, nil
+}
+
+// TakeOver is Listen for a client that resumes the stream: its reader of
+// before may be on a connection that died without a word, so it is asked to
+// leave, and TakeOver waits for that within ctx.
+func (s *Session) TakeOver(ctx context.Context) (stream *EventLog, kicked <-chan struct{}, release func(), err error) {
+	for {
+		stream, kicked, release, err = s.Listen()
+		if !errors.Is(err, ErrStreamBusy) {
+			return stream, kicked, release, err
+		}
+		s.mu.Lock()
+		free := s.listener.ask()
+		s.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return nil, nil, nil, ErrStreamBusy
+		}
+	}
+}
+
+// A seat is the place of a log's one reader. A newcomer resuming the log
+// may ask the reader there to leave. Its fields are guarded by the
+// session's mu.
+type seat struct {
+	taken bool
+	kick  chan struct{} // closed to ask the reader to leave
+	free  chan struct{} // closed when it has left
+}
+
+// sit takes the seat.
+func (st *seat) sit() (kick, free chan struct{}) {
+	st.taken = true
+	st.kick, st.free = make(chan struct{}), make(chan struct{})
+	return st.kick, st.free
+}
+
+// leave gives up the seat taken when kick was made, and reports whether it
+// did: a reader asked to leave may find a newcomer there already.
+func (st *seat) leave(kick <-chan struct{}) bool {
+	if !st.taken || (<-chan struct{})(st.kick) != kick {
+		return false
+	}
+	st.taken = false
+	close(st.free)
+	return true
+}
+
+// ask asks the reader to leave, and returns what is closed when it has.
+func (st *seat) ask() <-chan struct{} {
+	select {
+	case <-st.kick:
+	default:
+		close(st.kick)
+	}
+	return st.free
 }
 
 // Close ends the session: the child is stopped (stdin closed, then SIGTERM,
@@ -677,8 +850,13 @@ func (s *Session) finish(readErr error) {
 		}
 	}
 	s.mu.Lock()
+	for _, ex := range s.replies {
+		if !ex.reader.taken {
+			s.dropReplyLocked(ex) // nobody may come back for it now
+		}
+	}
 	s.stream.close()
-	if s.listener == nil {
+	if !s.listener.taken {
 		s.stream.cut(io.EOF) // nobody is there to read it, and nobody may come
 	}
 	s.mu.Unlock()
@@ -741,6 +919,8 @@ func (s *Session) Abandon(ex *Exchange, reason string) [][]byte {
 		notes = append(notes, cancelled(childID, reason))
 	}
 	s.forgetLocked(ex)
+	delete(s.replies, ex.key)
+	ex.reader.leave(ex.reader.kick)
 	s.mu.Unlock()
 	for _, n := range notes {
 		select {

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -116,7 +117,7 @@ const sessFlood = `exec yes '{"jsonrpc":"2.0","method":"notifications/resources/
 // reader that is gone.
 func TestSessionEndsWhenItsSSEClientLeavesAFullStream(t *testing.T) {
 	s := sessStartOver(t, HTTPSSE, sessFlood)
-	_, release, err := s.Listen()
+	_, _, release, err := s.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestSessionClosesWhileItsStreamReaderStalls(t *testing.T) {
 	for _, tr := range []Transport{Streamable, HTTPSSE} {
 		t.Run(tr.String(), func(t *testing.T) {
 			s := sessStartOver(t, tr, sessFlood)
-			_, release, err := s.Listen()
+			_, _, release, err := s.Listen()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,4 +328,54 @@ func FuzzRoute(f *testing.F) {
 		default:
 		}
 	})
+}
+
+// A reply whose reader left waits for a resume within the retention time,
+// and is discarded after it. A resume asks a reader still seated to leave.
+func TestSessionKeepsALeftReplyForTheRetentionTime(t *testing.T) {
+	s := sessStart(t, `while read -r line; do :; done`) // never answers
+	send := func(id int) *Exchange {
+		t.Helper()
+		ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call"}`, id))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ex
+	}
+
+	s.retention = time.Hour
+	ex := send(1)
+	first := s.Kicked(ex)
+	s.Park(ex, first)
+	again, seat, err := s.Resume(t.Context(), ex.Key())
+	if err != nil || again != ex {
+		t.Fatalf("Resume after Park = %v, %v; want the exchange", again, err)
+	}
+	// A second resume while this reader sits asks it to leave; it does not
+	// here, so the resume gives up at its deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := s.Resume(ctx, ex.Key()); !errors.Is(err, ErrStreamBusy) {
+		t.Fatalf("Resume while read = %v, want ErrStreamBusy", err)
+	}
+	select {
+	case <-seat:
+	default:
+		t.Fatal("the seated reader was not asked to leave")
+	}
+	s.Park(ex, first) // a reader that was replaced has no say any more
+	if _, _, err := s.Resume(ctx, ex.Key()); !errors.Is(err, ErrStreamBusy) {
+		t.Fatalf("Resume after a stale Park = %v, want ErrStreamBusy", err)
+	}
+
+	s.retention = 50 * time.Millisecond
+	left := send(2)
+	s.Park(left, s.Kicked(left))
+	testkit.Eventually(t, "the left reply to be discarded", func() bool {
+		_, _, err := left.Events().After(0)
+		return err != nil
+	})
+	if _, _, err := s.Resume(t.Context(), left.Key()); !errors.Is(err, ErrGone) {
+		t.Errorf("Resume after the retention time = %v, want ErrGone", err)
+	}
 }

@@ -156,6 +156,25 @@ func (s *sseWriter) event(name string, data []byte) error {
 	return s.w.Event(sse.Event{Name: name, Data: data})
 }
 
+// message writes one message event with its id.
+func (s *sseWriter) message(id string, data []byte) error {
+	s.g.arm()
+	return s.w.Event(sse.Event{ID: id, Name: "message", Data: data})
+}
+
+// prime starts a resumable stream: how soon to reconnect, when retry is
+// set, and an event of an id and empty data, that a client that has seen
+// nothing else yet can resume from.
+func (s *sseWriter) prime(retry time.Duration, id string) error {
+	s.g.arm()
+	if retry > 0 {
+		if err := s.w.Retry(retry); err != nil {
+			return err
+		}
+	}
+	return s.w.Event(sse.Event{ID: id})
+}
+
 // comment writes a keep-alive that clients ignore and proxies see as traffic.
 func (s *sseWriter) comment() error {
 	s.g.arm()

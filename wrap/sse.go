@@ -37,7 +37,7 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	// The stream is the session: when the client hangs up, the session ends
 	// at once (later POSTs get 404) and the child goes.
 	defer s.End()
-	stream, release, err := s.Listen()
+	stream, kicked, release, err := s.Listen()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
@@ -50,7 +50,7 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
 		return
 	}
-	h.pump(r.Context(), sse, stream)
+	h.pump(r.Context(), sse, stream, kicked, stream.Read(), false, 0)
 }
 
 // messageURL is the URI the endpoint event announces, as the client will

@@ -53,8 +53,9 @@ func request(t *testing.T, method, u, body string, headers map[string]string) (*
 
 // sseEvent is one event of a stream read by hand; a comment has only text.
 type sseEvent struct {
-	name, data string
-	comment    bool
+	name, data, id string
+	comment        bool
+	priming        bool // an id and empty data, that a stream starts with
 }
 
 // rawStream is an HTTP+SSE stream opened by hand. One goroutine reads it;
@@ -121,7 +122,7 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 			}
 		}
 		br := bufio.NewReader(resp.Body)
-		var name string
+		var name, id string
 		var data []string
 		for {
 			line, err := br.ReadString('\n')
@@ -132,7 +133,8 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 			switch field, value, _ := strings.Cut(line, ":"); {
 			case line == "":
 				if name != "" || data != nil {
-					if !emit(sseEvent{name: name, data: strings.Join(data, "\n")}) {
+					d := strings.Join(data, "\n")
+					if !emit(sseEvent{name: name, data: d, id: id, priming: name == "" && d == "" && id != ""}) {
 						return
 					}
 				}
@@ -143,6 +145,8 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 				}
 			case field == "event":
 				name = strings.TrimPrefix(value, " ")
+			case field == "id":
+				id = strings.TrimPrefix(value, " ")
 			case field == "data":
 				data = append(data, strings.TrimPrefix(value, " "))
 			}
@@ -156,15 +160,15 @@ func openRaw(t *testing.T, u string, headers ...map[string]string) *rawStream {
 	return st
 }
 
-// next returns the next event that is not a comment; ok is false when the
-// stream has ended.
+// next returns the next event that is not a comment or a priming event; ok
+// is false when the stream has ended.
 func (st *rawStream) next(t *testing.T) (sseEvent, bool) {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case ev, ok := <-st.events:
-			if !ok || !ev.comment {
+			if !ok || !ev.comment && !ev.priming {
 				return ev, ok
 			}
 		case <-timeout:

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
@@ -148,7 +149,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	release() // the child has the messages now; the reply may take long
-	h.reply(ctx, w, r, s, ex, batch)
+	h.reply(ctx, w, r, s, ex, batch, ver)
 }
 
 // deadline is the context a request's messages are sent and answered
@@ -230,7 +231,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 		answers := h.timedOut(s, [][]byte{msg.ID})
 		h.send(w, s, func(g *writeGuard) { writeJSON(w, g, answers, batch) })
 	}
-	ok := err == nil && h.reply(ctx, w, r, s, ex, batch)
+	ok := err == nil && h.reply(ctx, w, r, s, ex, batch, "")
 	if !ok {
 		// Closing can take the child's whole grace period; the client
 		// should not wait for it.
@@ -245,73 +246,172 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 // keep-alive interval becomes a stream too, so that its keep-alives can stop
 // proxies from cutting a long call. ctx bounds it (the request timeout).
 // Every write has the slow-reader deadline: a client that stops reading is
-// cut, and the session goes on. It reports whether every request got a
-// response that is not an error.
-func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool) bool {
-	keepAlive := time.NewTicker(h.opts.KeepAlive)
-	defer keepAlive.Stop()
+// cut, and the session goes on. A client that leaves, or whose stream is
+// closed for polling, may resume the stream by GET (see resume) while the
+// call goes on. It reports whether every request got a response that is not
+// an error.
+func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool, ver string) bool {
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
 	defer g.watch(s.Done())()
+	return h.follow(ctx, w, r, g, s, ex, s.Kicked(ex), nil, 0, batch, ver)
+}
 
-	var held [][]byte
-	var sse *sseWriter
+// follow reads an exchange's log from cursor to the client: a reply (sse
+// nil: JSON until it must stream) or a resumed stream. seat is closed when
+// a client resuming the stream wants this reader gone.
+func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Request, g *writeGuard, s *session.Session, ex *session.Exchange, seat <-chan struct{}, sse *sseWriter, cursor int64, batch bool, ver string) bool {
+	keepAlive := time.NewTicker(h.opts.KeepAlive)
+	defer keepAlive.Stop()
+	var poll <-chan time.Time
+	if p := h.pollAfter(ver); p > 0 {
+		t := time.NewTimer(p)
+		defer t.Stop()
+		poll = t.C
+	}
+	key := ex.Key()
+	var held []session.Event
 	// stream turns the reply into an SSE stream, sending what was held.
-	stream := func() {
-		if sse == nil {
-			sse = startSSE(w, g)
-			for _, d := range held {
-				_ = sse.event("message", d)
+	stream := func() error {
+		if sse != nil {
+			return nil
+		}
+		sse = startSSE(w, g)
+		from := cursor
+		if len(held) > 0 {
+			from = held[0].ID - 1
+		}
+		if err := h.prime(sse, key, from, ver); err != nil {
+			return err
+		}
+		for _, ev := range held {
+			if err := sse.message(eventID(key, ev.ID), ev.Data); err != nil {
+				return err
 			}
-			held = nil
+		}
+		held = nil
+		return nil
+	}
+	if sse != nil {
+		if err := h.prime(sse, key, cursor, ver); err != nil {
+			s.Park(ex, seat)
+			return false
 		}
 	}
 	ok := true
 	events := ex.Events()
-	var cursor int64
 	for {
 		got, ready, err := events.After(cursor)
 		for _, ev := range got {
-			cursor = ev.ID
 			if ev.Error {
 				ok = false
 			}
 			if sse == nil && ev.Response {
-				held = append(held, ev.Data)
+				held = append(held, ev)
+				cursor = ev.ID
 				continue
 			}
-			stream()
-			if err := sse.event("message", ev.Data); err != nil {
-				ex.Detach()
+			if stream() != nil || sse.message(eventID(key, ev.ID), ev.Data) != nil {
+				// What did not reach the client waits for it to resume.
+				s.Park(ex, seat)
 				return false
 			}
+			cursor = ev.ID
 		}
 		switch {
 		case errors.Is(err, io.EOF):
+			s.Finished(ex, seat)
 			if sse == nil {
-				writeJSON(w, g, held, batch)
+				writeJSON(w, g, datas(held), batch)
 			}
 			return ok
 		case err != nil:
 			// Cut for falling behind (the session said so in its log).
+			s.Finished(ex, seat)
 			return false
 		}
 		select {
 		case <-ready:
 		case <-keepAlive.C:
-			stream()
-			if err := sse.comment(); err != nil {
-				ex.Detach()
+			if stream() != nil || sse.comment() != nil {
+				s.Park(ex, seat)
 				return false
 			}
+		case <-seat:
+			s.Park(ex, seat) // a newer connection of the client's goes on
+			return false
+		case <-poll:
+			// The client resumes by GET after the retry interval; what
+			// comes meanwhile waits in the log.
+			_ = stream()
+			s.Park(ex, seat)
+			return ok
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
-				ex.Detach() // the client left; that is not a cancellation
+				s.Park(ex, seat) // the client left; that is not a cancellation
 				return false
 			}
-			h.timeout(w, g, s, ex, sse, held, batch)
+			h.timeout(w, g, s, ex, sse, datas(held), batch)
 			return false
 		}
 	}
+}
+
+// pollAfter is how long a stream of protocol ver stays open before the
+// client is asked to resume it: only 2025-11-25 clients know that a
+// stream closed without its answer is to be resumed.
+func (h *Handler) pollAfter(ver string) time.Duration {
+	if ver < "2025-11-25" {
+		return 0
+	}
+	return h.opts.SSEPollAfter
+}
+
+// prime starts a stream of protocol 2025-11-25 with an event a client can
+// resume from (and tells earlier clients only how soon to come back). The
+// priming event's id names the stream position (cursor) like any other,
+// plus a serial: a client that reconnects and sees a new id knows the
+// server is making progress even while the call stays silent.
+func (h *Handler) prime(sse *sseWriter, key, cursor int64, ver string) error {
+	if ver < "2025-11-25" {
+		if h.opts.SSERetry <= 0 {
+			return nil
+		}
+		sse.g.arm()
+		return sse.w.Retry(h.opts.SSERetry)
+	}
+	n := h.primes.Add(1)
+	return sse.prime(h.opts.SSERetry, eventID(key, cursor)+"."+strconv.FormatInt(n, 10))
+}
+
+// eventID names an event by its stream (0 is the session's GET stream, the
+// others a POST's reply) and its place in it, so that a Last-Event-ID says
+// which stream to resume and from where.
+func eventID(key, id int64) string {
+	return strconv.FormatInt(key, 10) + "." + strconv.FormatInt(id, 10)
+}
+
+// parseEventID reads an id made by eventID or prime.
+func parseEventID(s string) (key, id int64, ok bool) {
+	k, rest, found := strings.Cut(s, ".")
+	if !found {
+		return 0, 0, false
+	}
+	pos, _, _ := strings.Cut(rest, ".")
+	key, err1 := strconv.ParseInt(k, 10, 64)
+	id, err2 := strconv.ParseInt(pos, 10, 64)
+	if err1 != nil || err2 != nil || key < 0 || id < 0 {
+		return 0, 0, false
+	}
+	return key, id, true
+}
+
+// datas are the events' messages.
+func datas(evs []session.Event) [][]byte {
+	out := make([][]byte, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Data
+	}
+	return out
 }
 
 // timeout answers the requests still open when the request timeout passes,
@@ -343,20 +443,44 @@ func writeJSON(w http.ResponseWriter, g *writeGuard, responses [][]byte, batch b
 
 // get opens the session's standalone stream: what the child sends that
 // belongs to no request (list changes, resource updates, and its requests
-// when no call is in flight).
+// when no call is in flight). With Last-Event-ID it resumes a stream
+// instead: the standalone one, or a POST's reply, from after that event.
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	if !accepts(r, "text/event-stream") {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include text/event-stream")
 		return
 	}
-	if _, ok := version(w, r); !ok {
+	ver, ok := version(w, r)
+	if !ok {
 		return
 	}
 	s, ok := h.lookup(w, r)
 	if !ok {
 		return
 	}
-	stream, release, err := s.Listen()
+	key, cursor, resumed := int64(0), int64(-1), false
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		if key, cursor, ok = parseEventID(last); !ok {
+			writeError(w, http.StatusBadRequest, nil, codeBadRequest, "Bad Request: Last-Event-ID "+strconv.Quote(last)+" was not given by this server")
+			return
+		}
+		resumed = true
+	}
+	if key != 0 {
+		h.resume(w, r, s, key, cursor, ver)
+		return
+	}
+	var stream *session.EventLog
+	var kicked <-chan struct{}
+	var release func()
+	var err error
+	if resumed {
+		ctx, cancel := context.WithTimeout(r.Context(), takeOverWait)
+		stream, kicked, release, err = s.TakeOver(ctx)
+		cancel()
+	} else {
+		stream, kicked, release, err = s.Listen()
+	}
 	switch {
 	case errors.Is(err, session.ErrStreamBusy):
 		writeError(w, http.StatusConflict, nil, codeBadRequest, "Conflict: only one stream per session is allowed")
@@ -366,25 +490,83 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if !resumed {
+		cursor = stream.Read() // a new reader: what an earlier one read is not sent again
+	} else if err := stream.Resumable(cursor); err != nil {
+		gone(w, r.Header.Get("Last-Event-ID"), err)
+		return
+	}
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
 	defer g.watch(s.Done())()
-	h.pump(r.Context(), startSSE(w, g), stream)
+	sse := startSSE(w, g)
+	if h.prime(sse, 0, cursor, ver) != nil {
+		return
+	}
+	h.pump(r.Context(), sse, stream, kicked, cursor, true, h.pollAfter(ver))
 }
 
-// pump copies the session's stream to an SSE stream until the client leaves
-// or the stream ends with its session, with keep-alive comments in between.
-// A client that does not keep up is cut by the write deadline.
-func (h *Handler) pump(ctx context.Context, sse *sseWriter, stream *session.EventLog) {
+// resume continues a POST's reply stream after cursor, for a client whose
+// connection dropped or was closed for polling.
+func (h *Handler) resume(w http.ResponseWriter, r *http.Request, s *session.Session, key, cursor int64, ver string) {
+	last := r.Header.Get("Last-Event-ID")
+	ctx, cancel := context.WithTimeout(r.Context(), takeOverWait)
+	ex, seat, err := s.Resume(ctx, key)
+	cancel()
+	switch {
+	case errors.Is(err, session.ErrStreamBusy):
+		writeError(w, http.StatusConflict, nil, codeBadRequest, "Conflict: the stream of Last-Event-ID "+strconv.Quote(last)+" is being read")
+		return
+	case err != nil:
+		gone(w, last, err)
+		return
+	}
+	if err := ex.Events().Resumable(cursor); err != nil {
+		s.Finished(ex, seat) // what is left of it can never be delivered whole
+		gone(w, last, err)
+		return
+	}
+	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
+	defer g.watch(s.Done())()
+	h.follow(r.Context(), w, r, g, s, ex, seat, startSSE(w, g), cursor, false, ver)
+}
+
+// takeOverWait bounds how long a resuming client waits for the reader of
+// before to leave: one on a connection that died without a word leaves at
+// its next write, a keep-alive at the latest.
+const takeOverWait = 10 * time.Second
+
+// gone refuses a resumption the session can no longer serve whole.
+func gone(w http.ResponseWriter, last string, err error) {
+	writeError(w, http.StatusGone, nil, codeBadRequest,
+		"Gone: cannot resume after Last-Event-ID "+strconv.Quote(last)+": "+err.Error())
+}
+
+// pump copies the session's stream to an SSE stream from after cursor until
+// the client leaves or the stream ends with its session, with keep-alive
+// comments in between; with ids, each event carries its id on the
+// session's stream (key 0). A client that does not keep up is cut by the
+// write deadline, and a reader kicked out by a resuming one leaves. With poll set, the stream is closed after that long for
+// the client to resume.
+func (h *Handler) pump(ctx context.Context, sse *sseWriter, stream *session.EventLog, kicked <-chan struct{}, cursor int64, ids bool, poll time.Duration) {
 	keepAlive := time.NewTicker(h.opts.KeepAlive)
 	defer keepAlive.Stop()
-	var cursor int64
+	var polled <-chan time.Time
+	if poll > 0 {
+		t := time.NewTimer(poll)
+		defer t.Stop()
+		polled = t.C
+	}
 	for {
 		got, ready, err := stream.After(cursor)
 		for _, ev := range got {
-			cursor = ev.ID
-			if sse.event("message", ev.Data) != nil {
+			id := ""
+			if ids {
+				id = eventID(0, ev.ID)
+			}
+			if sse.message(id, ev.Data) != nil {
 				return
 			}
+			cursor = ev.ID
 		}
 		if err != nil {
 			return // the session ended, and everything it said is out
@@ -395,6 +577,10 @@ func (h *Handler) pump(ctx context.Context, sse *sseWriter, stream *session.Even
 			if err := sse.comment(); err != nil {
 				return
 			}
+		case <-polled:
+			return
+		case <-kicked:
+			return // the client resumed on a newer connection
 		case <-ctx.Done():
 			return
 		}

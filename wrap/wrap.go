@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcpwrap/mcpwrap/auth"
@@ -44,8 +45,15 @@ type Options struct {
 	// Hosts are the host names this server answers to when nobody needs a
 	// token (Auth is nil), besides IP addresses and localhost: a page that
 	// rebinds its own name to 127.0.0.1 then still cannot reach it.
-	Hosts          []string
-	KeepAlive      time.Duration
+	Hosts     []string
+	KeepAlive time.Duration
+	// SSERetry is the reconnection delay (retry:) the /mcp streams give
+	// their clients; 0 sends none.
+	SSERetry time.Duration
+	// SSEPollAfter, when set, closes a reply's stream of protocol
+	// 2025-11-25 after this long, and a resumed one too: the client
+	// resumes by GET, and no connection stays open longer.
+	SSEPollAfter   time.Duration
 	RequestTimeout time.Duration // 0: wait for the child as long as the client does
 	// SlowReaderTimeout bounds each write to a client (0: no bound): a
 	// client that stops reading its stream is cut after it.
@@ -87,6 +95,7 @@ type Handler struct {
 	log    zerolog.Logger
 	mux    *http.ServeMux
 	bodies *semaphore.Weighted // MaxBodyBytes; nil for no bound
+	primes atomic.Int64        // serial of priming events (see prime)
 }
 
 // New builds the handler.
