@@ -410,7 +410,7 @@ func accessClaims(t *testing.T, token string) map[string]any {
 }
 
 // mintAccessToken signs claims with the key mcpwrap derives from secret
-// (HKDF-SHA256, OAUTH.md), as mcpwrap itself would: the only way to hold a
+// (HKDF-SHA256, see authserver/keys.go), as mcpwrap itself would: the only way to hold a
 // correctly signed token that is expired, or for another audience, without
 // waiting an hour or trusting the server to make one.
 func mintAccessToken(t *testing.T, base, secret string, claims map[string]any) string {
