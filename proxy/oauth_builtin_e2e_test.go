@@ -160,16 +160,7 @@ func TestOAuthBuiltInServer(t *testing.T) {
 	if n := w.browserRuns(); n != 1 {
 		t.Fatalf("sign-ins = %d, want 1", n)
 	}
-	dir := filepath.Join(home, "config", "mcpwrap", "proxy")
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	if len(files) != 1 {
-		t.Fatalf("token files = %q, want one", files)
-	}
-	for path, want := range map[string]os.FileMode{dir: 0o700, files[0]: 0o600} {
-		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
-			t.Fatalf("%s: mode %v, %v; want %v", path, fi.Mode().Perm(), err, want)
-		}
-	}
+	checkTokenFile(t, home)
 
 	// Second run, no browser at hand: none needed.
 	cs, log2, err := w.connect(ctx, "false")

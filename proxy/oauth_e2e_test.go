@@ -249,16 +249,7 @@ func TestOAuthSignInOnceThenRefresh(t *testing.T) {
 	cs.Close()
 
 	// The tokens are kept where only the user can read them.
-	dir := filepath.Join(w.home, "config", "mcpwrap", "proxy")
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	if len(files) != 1 {
-		t.Fatalf("token files = %q, want one", files)
-	}
-	for path, want := range map[string]os.FileMode{dir: 0o700, files[0]: 0o600} {
-		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
-			t.Fatalf("%s: mode %v, %v; want %v", path, fi.Mode().Perm(), err, want)
-		}
-	}
+	checkTokenFile(t, w.home)
 
 	// Second run, with a browser that cannot open: none is needed.
 	cs, log2, err := w.connect(ctx, "false")
@@ -434,5 +425,25 @@ func TestOAuthNoSignInLoop(t *testing.T) {
 	}
 	if runs := w.browserRuns(); len(runs) != 1 {
 		t.Fatalf("browser runs = %q, want one", runs)
+	}
+}
+
+// checkTokenFile asserts that the shim keeps one token file under home's
+// config directory, readable by the user alone, in a directory that is too.
+func checkTokenFile(t *testing.T, home string) {
+	t.Helper()
+	dir := filepath.Join(home, "config", "mcpwrap", "proxy")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("token files = %q, want one", files)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, files[0]: 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Fatalf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
 	}
 }
