@@ -184,20 +184,7 @@ func TestStreamsHaveIDsAndResumeByGET(t *testing.T) {
 	id := s.open(t)
 	req := func(method, body, last string) *http.Response {
 		t.Helper()
-		h := map[string]string{"Mcp-Session-Id": id, "MCP-Protocol-Version": "2025-11-25", "Accept": "application/json, text/event-stream"}
-		if last != "" {
-			h["Last-Event-ID"] = last
-		}
-		if method == http.MethodPost {
-			h["Content-Type"] = "application/json"
-		}
-		r := testkit.Request{Method: method, URL: s.URL, Token: token, Headers: h, Body: body}.New(t, ctxFor(t))
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return getStream(t, s, id, method, body, last, "2025-11-25")
 	}
 	resp := req(http.MethodPost, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"progress","arguments":{"steps":6,"ms":200},"_meta":{"progressToken":"t"}}}`, "")
 	// Read the priming event and two notifications, then drop the
