@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 )
 
@@ -15,20 +16,7 @@ func TestPipelinedStart(t *testing.T) {
 	defer cancel()
 	r := newRemote(t, false)
 	r.start()
-	cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	stdin, stdout := rawShim(t, ctx, []string{"MCPWRAP_TOKEN=" + testToken}, r.url())
 
 	burst := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"burst","version":"1"}}}` + "\n" +
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}` + "\n" +
@@ -85,4 +73,25 @@ func containsText(result json.RawMessage, want string) bool {
 		}
 	}
 	return false
+}
+
+// rawShim starts `mcpwrap proxy args...` for a test that speaks to it over
+// its raw stdin and stdout; it ends with ctx or the test.
+func rawShim(t *testing.T, ctx context.Context, env []string, args ...string) (io.WriteCloser, io.Reader) {
+	t.Helper()
+	cmd, _ := shimCommand(t, env, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	return stdin, stdout
 }

@@ -43,15 +43,8 @@ func TestRedirectsDoNotCarryCredentialsAcrossOrigins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 			defer cancel()
-			cmd, _ := shimCommand(t, []string{"MCPWRAP_TOKEN=" + testToken, "SSL_CERT_FILE=" + ca},
+			stdin, stdout := rawShim(t, ctx, []string{"MCPWRAP_TOKEN=" + testToken, "SSL_CERT_FILE=" + ca},
 				"--header", "X-Api-Key: header-secret", "--retry-for", "1s", tc.url)
-			stdin, _ := cmd.StdinPipe()
-			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { stdin.Close(); _ = cmd.Wait() }()
-			context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 			if _, err := stdin.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}` + "\n")); err != nil {
 				t.Fatal(err)
 			}
