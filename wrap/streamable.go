@@ -327,6 +327,13 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 		case err != nil:
 			// Cut for falling behind (the session said so in its log).
 			s.Finished(ex, seat)
+			if sse == nil && ver >= "2025-11-25" {
+				// Nothing was sent yet: the child outran the reply's bound
+				// before the client read a byte. A client that can resume
+				// gets a primed stream, and its resume the 410 that says
+				// what fell off.
+				_ = stream()
+			}
 			return false
 		}
 		select {
