@@ -4,13 +4,18 @@
 //
 // With -http ADDR it serves the same tools over Streamable HTTP itself, a
 // server of its own per session, answering in JSON: no pipes and no child,
-// the floor that any stdio-to-HTTP wrapper is measured against. With -lean
-// as well, a handler written for the benchmark's requests alone answers
-// them (initialize, notifications, echo, big, DELETE) without the SDK: the
-// floor of HTTP itself, where MCP costs nothing.
+// the floor that any stdio-to-HTTP wrapper is measured against.
+//
+// With -lean, code written for the benchmark's requests alone answers them
+// (initialize, notifications, echo, big) without the SDK: over stdio, the
+// child that costs next to nothing, so a wrapper around it is measured
+// rather than the SDK; with -http as well, the floor of HTTP itself, the
+// same logic answered by a net/http handler.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,11 +38,14 @@ import (
 
 func main() {
 	addr := flag.String("http", "", "serve Streamable HTTP on this host:port at /mcp instead of stdio")
-	lean := flag.Bool("lean", false, "with -http: answer with a hand-written handler instead of the SDK's")
+	lean := flag.Bool("lean", false, "answer with hand-written code instead of the SDK's, over stdio or with -http")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	run := runStdio
+	if *lean {
+		run = runLeanStdio
+	}
 	if *addr != "" {
 		run = func(ctx context.Context) error { return runHTTP(ctx, *addr, *lean) }
 	}
@@ -98,6 +106,67 @@ func leanHandler(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, "reading the body", http.StatusBadRequest)
+		return
+	}
+	reply, init, err := leanAnswer(body)
+	switch {
+	case err != nil:
+		http.Error(w, "bad JSON", http.StatusBadRequest)
+		return
+	case reply == nil:
+		w.WriteHeader(http.StatusAccepted) // a notification
+		return
+	case init:
+		w.Header().Set("Mcp-Session-Id", strconv.FormatInt(sessions.Add(1), 10))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(reply)
+}
+
+// runLeanStdio answers the same requests as leanHandler, one per line on
+// stdin, each reply a line on stdout: the child that costs as little as
+// the lean floor, so that a wrapper around it is measured against the
+// same work answered over HTTP.
+func runLeanStdio(ctx context.Context) error {
+	in := bufio.NewReaderSize(os.Stdin, 64<<10)
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	for ctx.Err() == nil {
+		line, err := in.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			reply, _, perr := leanAnswer(line)
+			if perr != nil {
+				return perr
+			}
+			if reply != nil {
+				if _, err := out.Write(reply); err != nil {
+					return err
+				}
+			}
+		}
+		// Flush only when nothing more is waiting, as a server answering
+		// a burst would.
+		if in.Buffered() == 0 {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leanAnswer is the lean echo logic: the reply to one JSON-RPC message, a
+// line ending in a newline, or nil for a notification; init says the
+// message was initialize.
+func leanAnswer(msg []byte) (reply []byte, init bool, err error) {
 	var req struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -109,18 +178,16 @@ func leanHandler(w http.ResponseWriter, r *http.Request) {
 			} `json:"arguments"`
 		} `json:"params"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&req); err != nil {
-		http.Error(w, "bad JSON", http.StatusBadRequest)
-		return
+	if err := json.Unmarshal(msg, &req); err != nil {
+		return nil, false, fmt.Errorf("decoding a message: %w", err)
 	}
 	if req.ID == nil {
-		w.WriteHeader(http.StatusAccepted) // a notification
-		return
+		return nil, false, nil
 	}
 	var result any
 	switch {
 	case req.Method == "initialize":
-		w.Header().Set("Mcp-Session-Id", strconv.FormatInt(sessions.Add(1), 10))
+		init = true
 		result = map[string]any{
 			"protocolVersion": "2025-06-18",
 			"capabilities":    map[string]any{"tools": map[string]any{}},
@@ -131,12 +198,11 @@ func leanHandler(w http.ResponseWriter, r *http.Request) {
 	case req.Method == "tools/call" && req.Params.Name == "big" && req.Params.Arguments.Size >= 0 && req.Params.Arguments.Size <= echotools.MaxBigSize:
 		result = leanText(strings.Repeat("x", req.Params.Arguments.Size))
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32601, "message": "not served here"}})
-		return
+		reply, err = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32601, "message": "not served here"}})
+		return append(reply, '\n'), false, err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": result})
+	reply, err = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": result})
+	return append(reply, '\n'), init, err
 }
 
 // sessions numbers the lean handler's sessions.
