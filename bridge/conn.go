@@ -30,8 +30,6 @@ type conn struct {
 	pl   atomic.Pointer[pool] // moves once, when the era probe finds a modern child
 	done chan struct{}        // closed when the reader has stopped: the child is gone
 
-	wmu sync.Mutex // one writer of the child's stdin at a time
-
 	mu      sync.Mutex             // guards the fields below
 	pending map[string]chan []byte // child-side request id → its response
 	holder  *call                  // a legacy child's exclusive call, or nil
@@ -71,12 +69,8 @@ func (k *conn) pool() *pool { return k.pl.Load() }
 
 // write sends one message to the child.
 func (k *conn) write(msg []byte) error {
-	k.wmu.Lock()
-	defer k.wmu.Unlock()
-	if err := k.c.Write(jsonrpc.OneLine(msg)); err != nil {
-		return err
-	}
-	return k.c.Flush()
+	_, err := k.c.Send(context.Background(), jsonrpc.OneLine(msg))
+	return err
 }
 
 // nextID is a child-side request id no client chose.

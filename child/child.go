@@ -116,9 +116,10 @@ type Child struct {
 	stdout *os.File
 	stderr *os.File
 
-	w   *bufio.Writer // used only by the single writer goroutine
-	lr  *lines.Reader // used only by the single reader goroutine
-	pty bool
+	turn chan struct{} // holds a token while a Send writes; the buffer below is its
+	wbuf []byte        // what Send gathers small messages into for one write
+	lr   *lines.Reader // used only by the single reader goroutine
+	pty  bool
 
 	done       chan struct{} // closed once the leader is reaped and stderr drained
 	exit       ExitStatus    // written before done is closed
@@ -256,7 +257,7 @@ func Start(cmd Command, opts Options, log zerolog.Logger) (*Child, error) {
 
 	c.pid = ec.Process.Pid
 	c.to.Store(&logTo{log: log.With().Int("pid", c.pid).Logger(), limit: opts.LogLimit})
-	c.w = bufio.NewWriterSize(c.stdin, writeBuf)
+	c.turn = make(chan struct{}, 1)
 	c.lr = lines.NewReader(c.stdout, lines.Options{Max: opts.MaxLine})
 	c.pty = cmd.PTY
 	go c.drainStderr()
@@ -284,24 +285,119 @@ func (c *Child) Adopt(log zerolog.Logger, limit *ratelog.Limiter) {
 // Pid is the child's process id, which is also its process group id.
 func (c *Child) Pid() int { return c.pid }
 
-// Write buffers msg and a newline for the child's stdin. Only one goroutine
-// may call Write and Flush; an error means the child is gone.
-func (c *Child) Write(msg []byte) error {
-	if _, err := c.w.Write(msg); err != nil {
-		return fmt.Errorf("writing to child stdin: %w", err)
+// Send writes msgs to the child's stdin, each followed by a newline, in
+// one go: messages of concurrent Sends never interleave, and a burst of
+// small ones costs one write. The caller writes itself, with no goroutine
+// to hand the bytes to, which is what makes a round trip through a child
+// cheap.
+//
+// ctx bounds the wait for a stdin the child has stopped reading: once it
+// is done, Send returns how many messages went whole and ctx's error. A
+// message cut part way is finished in the background before any other
+// Send may write (the child must never see half a line), and counts as
+// sent. Any other error means the child is gone.
+func (c *Child) Send(ctx context.Context, msgs ...[]byte) (sent int, err error) {
+	select {
+	case c.turn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	if err := c.w.WriteByte('\n'); err != nil {
-		return fmt.Errorf("writing to child stdin: %w", err)
+	if err := ctx.Err(); err != nil {
+		<-c.turn // a done context may still have won the turn
+		return 0, err
 	}
-	return nil
+	// A write blocked on a full pipe is woken by a deadline in the past.
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.stdin.SetWriteDeadline(time.Unix(1, 0))
+		close(cut)
+	})
+	var rest []byte // the end of a message cut part way
+	defer func() {
+		if !stop() {
+			<-cut // the deadline is set; clear it for the next writer
+			_ = c.stdin.SetWriteDeadline(time.Time{})
+		}
+		if rest == nil {
+			<-c.turn
+			return
+		}
+		go func() {
+			defer func() { <-c.turn }()
+			_, _ = c.stdin.Write(rest)
+		}()
+	}()
+	at := lineCursor{msgs: msgs}
+	for at.i < len(msgs) {
+		w, err := c.stdin.Write(c.nextWrite(&at))
+		at.advance(w)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() == nil {
+			return at.i, fmt.Errorf("writing to child stdin: %w", err)
+		}
+		if at.off == 0 {
+			return at.i, ctx.Err()
+		}
+		rest = at.rest()
+		return at.i + 1, ctx.Err()
+	}
+	return len(msgs), nil
 }
 
-// Flush sends what Write buffered.
-func (c *Child) Flush() error {
-	if err := c.w.Flush(); err != nil {
-		return fmt.Errorf("writing to child stdin: %w", err)
+// nextWrite is what Send writes next from at: the newline after a large
+// message, a large message on its own (no copy), or as many small ones as
+// fit, gathered with their newlines.
+func (c *Child) nextWrite(at *lineCursor) []byte {
+	m := at.msgs[at.i]
+	switch {
+	case at.off > 0:
+		return []byte{'\n'} // only a large message is written in two parts
+	case len(m)+1 > writeBuf:
+		return m
 	}
-	return nil
+	out := c.wbuf[:0]
+	for _, m := range at.msgs[at.i:] {
+		if len(out) > 0 && len(out)+len(m)+1 > writeBuf {
+			break
+		}
+		out = append(out, m...)
+		out = append(out, '\n')
+	}
+	c.wbuf = out
+	return out
+}
+
+// lineCursor is a place in a run of messages, each followed by a newline:
+// off bytes into line i.
+type lineCursor struct {
+	msgs [][]byte
+	i    int
+	off  int // counting the newline
+}
+
+// advance moves the cursor over n bytes written.
+func (at *lineCursor) advance(n int) {
+	for n > 0 {
+		left := len(at.msgs[at.i]) + 1 - at.off
+		if n < left {
+			at.off += n
+			return
+		}
+		n -= left
+		at.i++
+		at.off = 0
+	}
+}
+
+// rest is what is left of the current line.
+func (at *lineCursor) rest() []byte {
+	m := at.msgs[at.i]
+	if at.off >= len(m) {
+		return []byte{'\n'}
+	}
+	return append(bytes.Clone(m[at.off:]), '\n')
 }
 
 // ReadLine returns the next stdout line without its newline or a trailing

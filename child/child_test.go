@@ -175,10 +175,7 @@ func TestEchoRoundTrip(t *testing.T) {
 	p := start(t, Command{Path: "cat"}, fastStop)
 	for i := range 100 {
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i)
-		if err := p.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Flush(); err != nil {
+		if _, err := p.Send(context.Background(), []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
 		if got := readLine(t, p); got != msg {
@@ -187,9 +184,7 @@ func TestEchoRoundTrip(t *testing.T) {
 	}
 	// Lines read earlier must not change when later ones arrive.
 	first, second := []byte("first"), []byte("second\r")
-	p.Write(first)
-	p.Write(second)
-	p.Flush()
+	p.Send(context.Background(), first, second)
 	a, _ := p.ReadLine()
 	b, _ := p.ReadLine()
 	if string(a) != "first" || string(b) != "second" {
@@ -202,10 +197,8 @@ func TestEchoRoundTrip(t *testing.T) {
 	if _, err := p.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Fatalf("ReadLine after Stop: %v, want io.EOF", err)
 	}
-	if err := p.Write([]byte("x")); err == nil {
-		if err := p.Flush(); err == nil {
-			t.Fatal("Write+Flush after Stop succeeded")
-		}
+	if _, err := p.Send(context.Background(), []byte("x")); err == nil {
+		t.Fatal("Send after Stop succeeded")
 	}
 }
 
@@ -392,15 +385,8 @@ func TestLongLines(t *testing.T) {
 		// so write from another goroutine.
 		errc := make(chan error, 1)
 		go func() {
-			if err := p.Write(msg); err != nil {
-				errc <- err
-				return
-			}
-			if err := p.Write([]byte("small")); err != nil {
-				errc <- err
-				return
-			}
-			errc <- p.Flush()
+			_, err := p.Send(context.Background(), msg, []byte("small"))
+			errc <- err
 		}()
 		got, err := p.ReadLine()
 		if err != nil {
@@ -427,9 +413,7 @@ func TestLineTooLong(t *testing.T) {
 		go func() {
 			defer close(wrote)
 			// Fails once Stop closes stdin, as cat stalls on the unread reply.
-			p.Write(bytes.Repeat([]byte("y"), 1000))
-			p.Write(bytes.Repeat([]byte("z"), size))
-			p.Flush()
+			p.Send(context.Background(), bytes.Repeat([]byte("y"), 1000), bytes.Repeat([]byte("z"), size))
 		}()
 		if got, err := p.ReadLine(); err != nil || len(got) != 1000 {
 			t.Fatalf("line of exactly MaxLine: %d bytes, %v", len(got), err)
@@ -487,11 +471,7 @@ func TestStderrFloodDoesNotBlockStdout(t *testing.T) {
 	go func() {
 		for i := range 300 {
 			msg := "msg " + strconv.Itoa(i)
-			if err := p.Write([]byte(msg)); err != nil {
-				errc <- err
-				return
-			}
-			if err := p.Flush(); err != nil {
+			if _, err := p.Send(context.Background(), []byte(msg)); err != nil {
 				errc <- err
 				return
 			}
@@ -562,8 +542,7 @@ func TestNoLeaks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Write([]byte("hello"))
-		p.Flush()
+		p.Send(context.Background(), []byte("hello"))
 		if got := readLine(t, p); got != "hello" {
 			t.Fatalf("cycle %d: got %q", i, got)
 		}
@@ -594,12 +573,8 @@ func TestPTY(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		if err := p.Write(msg); err != nil {
-			errc <- err
-			return
-		}
-		p.Write([]byte("tail"))
-		errc <- p.Flush()
+		_, err := p.Send(context.Background(), msg, []byte("tail"))
+		errc <- err
 	}()
 	got, err := p.ReadLine()
 	if err != nil {
@@ -671,10 +646,7 @@ func BenchmarkWriteFlush(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if err := p.Write(msg); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Flush(); err != nil {
+				if _, err := p.Send(context.Background(), msg); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -695,11 +667,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 			for b.Loop() {
 				errc := make(chan error, 1)
 				go func() {
-					if err := p.Write(msg); err != nil {
-						errc <- err
-						return
-					}
-					errc <- p.Flush()
+					_, err := p.Send(context.Background(), msg)
+					errc <- err
 				}()
 				line, err := p.ReadLine()
 				if err != nil || len(line) != bs.size {

@@ -66,10 +66,7 @@ func TestWarmStartTakesAReadyChildAndRefills(t *testing.T) {
 		t.Fatalf("Start gave pid %d, not one of the warm %v", c.Pid(), before)
 	}
 	// The child taken is untouched: it still answers its first line.
-	if err := c.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Flush(); err != nil {
+	if _, err := c.Send(t.Context(), []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLine(t, c); got != "hello" {

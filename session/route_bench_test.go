@@ -26,8 +26,7 @@ func BenchmarkRoundTripDirect(b *testing.B) {
 	defer p.Stop(context.Background())
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		_ = p.Write(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i))
-		_ = p.Flush()
+		_, _ = p.Send(context.Background(), fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i))
 		if _, err := p.ReadLine(); err != nil {
 			b.Fatal(err)
 		}
@@ -35,7 +34,7 @@ func BenchmarkRoundTripDirect(b *testing.B) {
 }
 
 // BenchmarkRoundTripSession is the same traffic through a Session: id
-// remapping, the writer goroutine, the router and the exchange.
+// remapping, the router and the exchange.
 func BenchmarkRoundTripSession(b *testing.B) {
 	reg := NewRegistry(Options{Command: responder}, zerolog.Nop())
 	s, err := reg.Start(Streamable, Owner{})

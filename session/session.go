@@ -63,10 +63,11 @@ type Session struct {
 	callLimit time.Duration
 	retention time.Duration // how long a reply nobody reads waits for a resume
 
-	stdin  chan []byte   // lines for the writer goroutine, in order
-	stream *EventLog     // server-initiated messages for the session's own stream
-	done   chan struct{} // closed once the session has ended and every exchange is answered
-	cause  error         // why the session ended; written before done is closed
+	stream *EventLog       // server-initiated messages for the session's own stream
+	ctx    context.Context // done once the session has ended and every exchange is answered
+	end    context.CancelFunc
+	done   <-chan struct{} // ctx.Done()
+	cause  error           // why the session ended; written before done is closed
 
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
@@ -268,6 +269,11 @@ func (s *Session) BelongsTo(o Owner) bool { return s.tenant == o.Tenant && s.use
 // Done is closed when the session has ended.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
+// Context is done when the session has ended, for a caller that would
+// rather register a function (context.AfterFunc) than start a goroutine to
+// wait for Done.
+func (s *Session) Context() context.Context { return s.ctx }
+
 // Err says why the session ended; nil while it runs.
 func (s *Session) Err() error {
 	select {
@@ -295,20 +301,19 @@ func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolo
 		log:        log,
 		started:    time.Now(),
 		onEnd:      onEnd,
-		stdin:      make(chan []byte, 64),
 		stream:     newEventLog(queued, opts.MaxQueue, replayKeep),
-		done:       make(chan struct{}),
 		calls:      map[string]*call{},
 		progress:   map[string]*Exchange{},
 		lastActive: time.Now(),
 		trans:      t,
 	}
+	s.ctx, s.end = context.WithCancel(context.Background())
+	s.done = s.ctx.Done()
 	return s
 }
 
-// run starts the goroutines that serve the session: from now on it may end.
+// run starts the goroutine that serves the session: from now on it may end.
 func (s *Session) run() {
-	go s.write()
 	go s.route()
 }
 
@@ -373,29 +378,26 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 	}
 	s.mu.Unlock()
 
-	for i, line := range lines {
-		select {
-		case s.stdin <- line:
-		case <-s.done:
-			return ex, nil // the ending session has answered every request
-		case <-ctx.Done():
-			// A child that stops reading must not hold the client forever;
-			// what was never written will never be answered.
-			if s.trans == HTTPSSE {
-				// Its answer belongs on the stream, which is still read.
-				why := "request not delivered: the client gave up on it"
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.callLimit > 0 {
-					why = "request timed out after " + s.callLimit.String()
-				}
-				for _, id := range childIDs[i:] {
-					s.expire(id, false, why)
-				}
-			}
-			s.forget(ex, childIDs[i:])
-			return nil, fmt.Errorf("writing to the child: %w", ctx.Err())
+	n, err := s.child.Send(ctx, lines...)
+	if err == nil || ctx.Err() == nil {
+		// A child that cannot take its input has ended, or is about to:
+		// its session answers every request it registered as it ends.
+		return ex, nil
+	}
+	// A child that stops reading must not hold the client forever; what
+	// was never written will never be answered.
+	if s.trans == HTTPSSE {
+		// Its answer belongs on the stream, which is still read.
+		why := "request not delivered: the client gave up on it"
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && s.callLimit > 0 {
+			why = "request timed out after " + s.callLimit.String()
+		}
+		for _, id := range childIDs[n:] {
+			s.expire(id, false, why)
 		}
 	}
-	return ex, nil
+	s.forget(ex, childIDs[n:])
+	return nil, fmt.Errorf("writing to the child: %w", ctx.Err())
 }
 
 // forget unregisters requests that were never written to the child.
@@ -441,10 +443,7 @@ func (s *Session) expire(childID string, cancel bool, why string) {
 		return // answered meanwhile
 	}
 	if cancel {
-		select {
-		case s.stdin <- cancelled(childID, why):
-		default: // a child too busy to read will not act on it either
-		}
+		s.tell(cancelled(childID, why))
 	}
 	s.toStream(jsonrpc.ErrorResponse(c.clientID, jsonrpc.CodeInternalError, why), "")
 }
@@ -611,40 +610,23 @@ func (s *Session) idleSince() (last time.Time, idle, used bool) {
 	return s.lastActive, true, s.used
 }
 
-// write is the one writer of the child's stdin. It flushes whenever it has
-// nothing more queued, so a burst of messages costs one write.
-func (s *Session) write() {
-	for {
-		var line []byte
-		select {
-		case line = <-s.stdin:
-		case <-s.done:
-			return
-		}
-		if err := s.child.Write(line); err != nil {
-			s.drainStdin()
-			return
-		}
-		if len(s.stdin) == 0 {
-			if err := s.child.Flush(); err != nil {
-				s.drainStdin()
-				return
-			}
-		}
+// tell writes notes to the child without making the caller wait for it:
+// a child too busy to read them within noteWait would not act on them
+// either.
+func (s *Session) tell(notes ...[]byte) {
+	if len(notes) == 0 {
+		return
 	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), noteWait)
+		defer cancel()
+		_, _ = s.child.Send(ctx, notes...)
+	}()
 }
 
-// drainStdin discards what senders queue after the child's stdin broke, so
-// that none of them blocks until the router has ended the session.
-func (s *Session) drainStdin() {
-	for {
-		select {
-		case <-s.stdin:
-		case <-s.done:
-			return
-		}
-	}
-}
+// noteWait bounds how long a note the caller does not wait for (a
+// cancellation) may wait for a child's input.
+const noteWait = time.Second
 
 // route is the one reader of the child's stdout. Every message the child
 // writes goes to exactly one place: its exchange, or the session's stream.
@@ -891,7 +873,7 @@ func (s *Session) finish(readErr error) {
 		s.onEnd(s)
 	}
 	s.cause = cause
-	close(s.done)
+	s.end()
 }
 
 func preview(b []byte) string {
@@ -922,15 +904,7 @@ func (s *Session) Abandon(ex *Exchange, reason string) [][]byte {
 	delete(s.replies, ex.key)
 	ex.reader.leave(ex.reader.kick)
 	s.mu.Unlock()
-	for _, n := range notes {
-		select {
-		case s.stdin <- n:
-		case <-s.done:
-		default:
-			// A child too busy to read its input will not act on the
-			// cancellation either; the caller must not wait for it.
-		}
-	}
+	s.tell(notes...)
 	return ids
 }
 
