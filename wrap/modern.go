@@ -237,7 +237,7 @@ func (h *Handler) answerModern(w http.ResponseWriter, r *http.Request, req bridg
 	// A client that stops reading is cut after the slow-reader timeout,
 	// which cancels its request like any closed stream.
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(nil)()
+	defer g.watch(context.Background())()
 	var sse *sseWriter
 	if req.Msg.Method == "subscriptions/listen" {
 		sse = startSSE(w, g)

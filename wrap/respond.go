@@ -1,6 +1,7 @@
 package wrap
 
 import (
+	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -110,24 +111,14 @@ func (g *writeGuard) hurry(grace time.Duration) {
 	_ = g.rc.SetWriteDeadline(g.endBy)
 }
 
-// watch hurries the response once done is closed; stop ends the watch and
+// watch hurries the response once ctx is done; stop ends the watch and
 // clears the deadline, and must be called before the handler returns, as
 // the connection may serve another request afterwards.
-func (g *writeGuard) watch(done <-chan struct{}) (stop func()) {
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-done:
-			g.hurry(endGrace)
-		case <-quit:
-		}
-	}()
+func (g *writeGuard) watch(ctx context.Context) (stop func()) {
+	unwatch := context.AfterFunc(ctx, func() { g.hurry(endGrace) })
 	return func() {
-		close(quit)
-		wg.Wait()
+		unwatch()
+		// A hurry that runs after this finds done set and does nothing.
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		g.done = true

@@ -45,7 +45,7 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 	defer release()
 
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(s.Done())()
+	defer g.watch(s.Context())()
 	sse := startSSE(w, g)
 	if sse.event("endpoint", []byte(messageURL(r.URL.Path, h.opts.MessagePath, s.ID()))) != nil {
 		return

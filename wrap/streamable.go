@@ -199,7 +199,7 @@ func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
 // handler and hurries once the session has ended.
 func (h *Handler) send(w http.ResponseWriter, s *session.Session, write func(*writeGuard)) {
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(s.Done())()
+	defer g.watch(s.Context())()
 	write(g)
 }
 
@@ -252,7 +252,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc
 // an error.
 func (h *Handler) reply(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, ex *session.Exchange, batch bool, ver string) bool {
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(s.Done())()
+	defer g.watch(s.Context())()
 	return h.follow(ctx, w, r, g, s, ex, s.Kicked(ex), nil, 0, batch, ver)
 }
 
@@ -504,7 +504,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(s.Done())()
+	defer g.watch(s.Context())()
 	sse := startSSE(w, g)
 	if h.prime(sse, 0, cursor, ver) != nil {
 		return
@@ -533,7 +533,7 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request, s *session.Sess
 		return
 	}
 	g := newWriteGuard(w, h.opts.SlowReaderTimeout)
-	defer g.watch(s.Done())()
+	defer g.watch(s.Context())()
 	h.follow(r.Context(), w, r, g, s, ex, seat, startSSE(w, g), cursor, false, ver)
 }
 
