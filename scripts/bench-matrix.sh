@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark matrix against bench/echoserver spoken to directly over
 # its pipes, through mcpwrap, answering over HTTP itself (the native-HTTP
-# floor: no pipes, no child), and through supergateway and mcp-proxy when
-# npm can install them, then prints a markdown table of ratios to direct and
-# of mcpwrap to the floor. A second table times session setup for users
+# floor: the same logic, no pipes, no child), and through supergateway and
+# mcp-proxy when npm can install them, then prints a markdown table of
+# ratios to direct and of mcpwrap to the floor. A second table times session setup for users
 # arriving one by one, with and without MCPWRAP_WARM_CHILDREN, for the echo
 # child and for @modelcontextprotocol/server-everything started through npx
 # (installed into a local folder first, so npx downloads nothing).
@@ -13,6 +13,10 @@
 #   QUICK=1        a short smoke run: small counts, short caps, one round
 #   ROUNDS=N       rounds of the whole matrix (default 3); the table shows
 #                  the median over rounds of each ratio
+#   CHILD=sdk      the echo child (and the floor) built on the Go SDK instead
+#                  of the hand-written lean one (CHILD=lean, the default):
+#                  the lean child costs next to nothing per call, so what
+#                  the hot-path cells measure is the wrapper
 #   PEERS=0        skip supergateway and mcp-proxy
 #   PEERS_DIR=dir  reuse (or install into) this npm prefix instead of a temp one
 #   CELLS="..."    run only these cells: seq par8 many open held req1m resp1m
@@ -68,6 +72,16 @@ echo "== build" >&2
 go build -o bin/mcpwrap .
 go build -o bin/echoserver ./bench/echoserver
 echo_bin=$PWD/bin/echoserver
+child_kind=${CHILD:-lean}
+case $child_kind in
+lean) echo_cmd="$echo_bin -lean" ;;
+sdk) echo_cmd=$echo_bin ;;
+*)
+	echo "CHILD must be lean or sdk" >&2
+	exit 2
+	;;
+esac
+read -r -a echo_argv <<<"$echo_cmd"
 read -r -a bench <<<"${BENCH_CMD:-$PWD/bin/mcpwrap bench}"
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
@@ -113,7 +127,7 @@ run_cell() {
 	local name=$1 target=$2 c=${cell_cap:-$cap}
 	shift 2
 	local json=$out/$target.$name.r$round.json
-	local where=(-- "$echo_bin")
+	local where=(-- "${echo_argv[@]}")
 	[ -z "${direct_cmd:-}" ] || read -r -a where <<<"-- $direct_cmd"
 	if [ "${url_of[$target]:-}" != "" ]; then
 		where=("${url_of[$target]}")
@@ -180,19 +194,16 @@ start_server() {
 port=$(free_port)
 export MCPWRAP_TOKEN=$token # read by mcpwrap and by the load tool
 MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn start_server mcpwrap \
-	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "$echo_bin"
+	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "${echo_argv[@]}"
 
-# The floor: the same echo tools answered over HTTP by the server itself.
+# The floor: the child's own logic answered over HTTP by the server itself.
 port=$(free_port)
-start_server floor "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port"
-# ... and by a hand-written handler, without the SDK: HTTP alone.
-port=$(free_port)
-start_server floor-lean "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "$echo_bin" -http "127.0.0.1:$port" -lean
+start_server floor "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/mcp" "${echo_argv[@]}" -http "127.0.0.1:$port"
 
 # For the setup rows: mcpwrap with warm children beside the cold one.
 port=$(free_port)
 MCPWRAP_LISTEN=127.0.0.1:$port MCPWRAP_LOG_LEVEL=warn MCPWRAP_WARM_CHILDREN=$warm_children side=1 start_server mcpwrap-warm \
-	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "$echo_bin"
+	"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" bin/mcpwrap -- "${echo_argv[@]}"
 
 # The npx rows: server-everything installed into a folder of its own, then
 # started by npx from there without a download.
@@ -245,7 +256,7 @@ if [ "${PEERS:-1}" != 0 ] && [ -x "$peers/node_modules/.bin/supergateway" ]; the
 	port=$(free_port)
 	NODE_OPTIONS="--require=$work/loopback.cjs" start_server supergateway \
 		"http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/healthz" \
-		"$peers/node_modules/.bin/supergateway" --stdio "$echo_bin" --outputTransport streamableHttp \
+		"$peers/node_modules/.bin/supergateway" --stdio "$echo_cmd" --outputTransport streamableHttp \
 		--stateful --port "$port" --healthEndpoint /healthz --logLevel none
 fi
 
@@ -253,7 +264,7 @@ if [ "${PEERS:-1}" != 0 ] && [ -x "$peers/node_modules/.bin/mcp-proxy" ]; then
 	port=$(free_port)
 	start_server mcp-proxy "http://127.0.0.1:$port/mcp" "http://127.0.0.1:$port/ping" \
 		"$peers/node_modules/.bin/mcp-proxy" --host 127.0.0.1 --port "$port" --server stream \
-		--apiKey "$token" -- "$echo_bin"
+		--apiKey "$token" -- "${echo_argv[@]}"
 	header_of[mcp-proxy]="X-API-Key: $token"
 fi
 
@@ -407,24 +418,34 @@ cell_row() {
 	# mcpwrap against the floor: what is left to gain on the hot path.
 	if [ -n "${url_of[floor]:-}" ]; then
 		echo
-		echo "mcpwrap against the native-HTTP floor (bench/echoserver -http: the same tools answered over HTTP by the server itself, no pipes, no child; with the SDK's handler, and with -lean, a hand-written one); median over rounds of the ratio within each round."
+		echo "mcpwrap against the native-HTTP floor (bench/echoserver -http: the child's own logic ($child_kind) answered over HTTP by a server of its own, no pipes, no child); median over rounds of the ratio within each round. The last row adds to the floor one round trip over the child's pipes as direct measures it: no wrapper can do better than that."
 		echo
-		echo "| cell | floor (SDK) | mcpwrap ÷ floor | floor (lean) | mcpwrap ÷ lean floor |"
-		echo "|---|---|---|---|---|"
+		echo "| cell | floor | mcpwrap ÷ floor |"
+		echo "|---|---|---|"
 		floor_row() {
-			local f r
-			printf '| %s |' "$1"
-			for f in floor floor-lean; do
-				r=$(ratio_rounds mcpwrap "$2" "$3" "$f" | median)
-				printf ' %s %s | %s |' "$(num "$(per_round "$f" "$2" "$3" | median)")" "$4" \
-					"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
-			done
-			echo
+			local r
+			r=$(ratio_rounds mcpwrap "$2" "$3" floor | median)
+			printf '| %s | %s %s | %s |\n' "$1" "$(num "$(per_round floor "$2" "$3" | median)")" "$4" \
+				"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
 		}
 		want seq && floor_row "sequential: calls/s" seq calls_per_sec /s
 		want par8 && floor_row "8 in flight: calls/s" par8 calls_per_sec /s
 		want open && floor_row "$open_sessions sessions opened at once: setup p50" open setup_p50_ms ms
 		want resp1m && floor_row "1 MiB response: call p50" resp1m call_p50_ms ms
+		if want seq; then
+			# Within each round: 1 / (1/floor + 1/direct) calls/s, and
+			# mcpwrap's rate over it.
+			bound=$(for r in $(seq "$rounds"); do
+				awk -v f="$(jget "$out/floor.seq.r$r.json" calls_per_sec)" -v d="$(jget "$out/direct.seq.r$r.json" calls_per_sec)" \
+					'BEGIN { if (f + 0 > 0 && d + 0 > 0) printf "%.1f\n", 1 / (1 / f + 1 / d) }'
+			done | median)
+			r=$(for r in $(seq "$rounds"); do
+				awk -v m="$(jget "$out/mcpwrap.seq.r$r.json" calls_per_sec)" -v f="$(jget "$out/floor.seq.r$r.json" calls_per_sec)" -v d="$(jget "$out/direct.seq.r$r.json" calls_per_sec)" \
+					'BEGIN { if (m + 0 > 0 && f + 0 > 0 && d + 0 > 0) printf "%.4f\n", m * (1 / f + 1 / d) }'
+			done | median)
+			printf '| sequential: calls/s of the floor plus one pipe round trip | %s /s | %s |\n' "$(num "$bound")" \
+				"$(awk -v r="$r" 'BEGIN { if (r == "") print "n/a"; else printf "%.2f×", r }')"
+		fi
 	fi
 
 	# Setup for users arriving one by one, cold and warm.
