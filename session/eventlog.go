@@ -138,6 +138,22 @@ func (l *EventLog) append(o Outbound, evict bool) (taken bool, fell int) {
 	return true, fell
 }
 
+// shed drops the oldest events until n bytes are freed or none is left,
+// and returns how many fell.
+func (l *EventLog) shed(n int64) (fell int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var freed int64
+	for freed < n && fell < len(l.events) {
+		freed += int64(len(l.events[fell].Data))
+		fell++
+	}
+	if fell > 0 {
+		l.dropLocked(fell)
+	}
+	return fell
+}
+
 // dropLocked frees the oldest n events.
 func (l *EventLog) dropLocked(n int) {
 	var freed int64

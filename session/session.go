@@ -718,7 +718,19 @@ func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
 		return
 	default:
 	}
-	if taken, _ := ex.log.append(o, false); !taken {
+	taken, _ := ex.log.append(o, false)
+	for !taken {
+		// The session's own stream yields its oldest messages, which fall
+		// off whenever the budget is full anyway: a reply is owed to a
+		// client that waits for it, a queued notification to nobody yet.
+		fell := s.stream.shed(int64(len(o.Data)))
+		if fell == 0 {
+			break
+		}
+		s.noteDropped(fell, method)
+		taken, _ = ex.log.append(o, false)
+	}
+	if !taken {
 		ex.detach(ErrLagged)
 		s.warn().Str("method", method).Int64("queued_bytes", s.queued.Used()).Msg("a reply's reader fell behind the session's queue bound; reader cut")
 	}
@@ -771,15 +783,22 @@ func (s *Session) forgetLocked(ex *Exchange) {
 // messages fall off, with a warning within the session's log rate.
 func (s *Session) toStream(out []byte, method string) {
 	taken, fell := s.stream.append(Outbound{Data: out}, true)
-	if fell > 0 {
-		// One warning says how many fell since the last one it could say.
-		if n := s.dropped.Add(int64(fell)); s.limit.Would() {
-			s.dropped.Add(-n)
-			s.warn().Str("method", method).Int64("dropped", n).Int64("queued_bytes", s.queued.Used()).Msg("stream queue full; oldest messages dropped")
-		}
-	}
+	s.noteDropped(fell, method)
 	if !taken {
 		s.log.Debug().Str("method", method).Msg("stream ended; message dropped")
+	}
+}
+
+// noteDropped counts stream messages that fell off; one warning, within
+// the session's log rate, says how many fell since the last one it could
+// say.
+func (s *Session) noteDropped(fell int, method string) {
+	if fell == 0 {
+		return
+	}
+	if n := s.dropped.Add(int64(fell)); s.limit.Would() {
+		s.dropped.Add(-n)
+		s.warn().Str("method", method).Int64("dropped", n).Int64("queued_bytes", s.queued.Used()).Msg("stream queue full; oldest messages dropped")
 	}
 }
 
