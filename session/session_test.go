@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -231,15 +232,18 @@ func TestSessionRemapsIDsAndCancellations(t *testing.T) {
 	}
 }
 
-// sessFuzzChild waits for the test's request, prints the fuzzed output
-// (and a newline, so that the output cannot swallow the answer), then
-// answers the request by turning it into a response, and reads on until
-// its stdin closes.
+// sessFuzzChild waits for the test's request, prints the fuzzed output in
+// $1 (and a newline, so that the output cannot swallow what follows), then
+// a notification carrying the mark in $2, then answers the request by
+// turning it into a response, and reads on until its stdin closes. cat
+// runs under the shell rather than in its place: with exec, the shell's
+// stdout would close for good, and a child that closes its stdout has ended
+// its session, however long it goes on reading.
 const sessFuzzChild = `IFS= read -r first
 cat "$1"
-printf '\n'
+printf '\n{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"mark":"%s"}}\n' "$2"
 printf '%s\n' "$first" | sed 's/"method":"ping"/"result":{}/'
-exec cat >/dev/null`
+cat >/dev/null`
 
 // FuzzRoute feeds arbitrary child output through a real session with a
 // real child while one request is in flight. Whatever the child prints,
@@ -280,7 +284,9 @@ func FuzzRoute(f *testing.F) {
 		}
 		file.Close()
 
-		s := sessStart(t, sessFuzzChild, file.Name())
+		// The mark is new each run, so that no fuzzed output can forge it.
+		mark := rand.Text()
+		s := sessStart(t, sessFuzzChild, file.Name(), mark)
 		ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":"c-1","method":"ping"}`)})
 		if err != nil {
 			t.Fatalf("Send: %v", err)
@@ -308,6 +314,19 @@ func FuzzRoute(f *testing.F) {
 		if responses != 1 {
 			t.Errorf("%d responses to one request", responses)
 		}
+		// The mark follows the fuzzed output: once it is on the stream, the
+		// router has read all of that output, so whatever it could do to the
+		// session is done. (A forged early answer ends the exchange before
+		// the router gets there.)
+		testkit.Eventually(t, "the child's mark on the stream, or the session's end", func() bool {
+			select {
+			case <-s.Done():
+				return true
+			default:
+			}
+			held, _, _ := s.stream.After(0)
+			return len(held) > 0 && strings.Contains(string(held[len(held)-1].Data), mark)
+		})
 		// Whatever is left for the stream stays within its bound.
 		if n := s.stream.Len(); n > sessOptions.MaxQueue {
 			t.Errorf("%d messages queued, bound %d", n, sessOptions.MaxQueue)
@@ -320,8 +339,8 @@ func FuzzRoute(f *testing.F) {
 		}
 		select {
 		case <-s.Done():
-			// The child reads on: only a line over the limit can have
-			// ended the session.
+			// The child reads on with its stdout open: only a line over the
+			// limit can have ended the session.
 			if !errors.Is(s.Err(), child.ErrLineTooLong) {
 				t.Errorf("session ended by output that fits: %v", s.Err())
 			}
