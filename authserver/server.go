@@ -97,7 +97,7 @@ type Server struct {
 	}
 	documents *documents
 	codes     *usedSet // redeemed codes, until they expire
-	states    *usedSet // upstream sign-in states, until they expire
+	states    *usedSet // upstream sign-in states whose code was redeemed, until they expire
 	github    *githubProvider
 	oidc      *oidcProvider
 
@@ -310,6 +310,14 @@ type usedSet struct {
 func newUsedSet(max int) *usedSet { return &usedSet{max: max, ids: map[string]time.Time{}} }
 
 var errBusy = errors.New("too many sign-ins in flight")
+
+// used reports whether id is used (and not yet expired).
+func (u *usedSet) used(id string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	exp, ok := u.ids[id]
+	return ok && now.Before(exp)
+}
 
 // use marks id used until expires. It reports false when id was used before.
 func (u *usedSet) use(id string, expires, now time.Time) (bool, error) {

@@ -174,7 +174,10 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request) {
 }
 
 // finishUpstream checks a callback against the browser's state cookie and
-// uses the state up. It answers the request itself when that fails.
+// that its state is not used up. It answers the request itself when that
+// fails. The state is used up by useState, once the provider has redeemed
+// the code: anyone can start a sign-in and come back with a made-up code,
+// and such callbacks must not fill the set of used states.
 func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider string) (upstreamState, authRequest, bool) {
 	var st upstreamState
 	c, err := r.Cookie(s.upstreamCookieName())
@@ -195,9 +198,8 @@ func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider
 		s.expiredPage(w, r)
 		return st, authRequest{}, false
 	}
-	fresh, err := s.states.use(st.ID, unix(st.Expires).Add(time.Second), now)
-	if err != nil || !fresh {
-		s.messagePage(w, r, http.StatusBadRequest, "This sign-in was already used", "Go back to the app and connect again.")
+	if s.states.used(st.ID, now) {
+		s.alreadyUsedPage(w, r)
 		return st, authRequest{}, false
 	}
 	var req authRequest
@@ -213,6 +215,28 @@ func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider
 		return st, authRequest{}, false
 	}
 	return st, req, true
+}
+
+// useState uses st up, after the provider redeemed the code it came back
+// with, so that each entry in the set stands for a finished sign-in. It
+// answers the request itself when st was used already (two callbacks raced
+// with one code), or when the set is full.
+func (s *Server) useState(w http.ResponseWriter, r *http.Request, st upstreamState) bool {
+	fresh, err := s.states.use(st.ID, unix(st.Expires).Add(time.Second), s.now())
+	switch {
+	case err != nil:
+		s.log.Warn().Err(err).Msg("upstream sign-in refused")
+		s.messagePage(w, r, http.StatusServiceUnavailable, "Too many sign-ins at once", "Try again in a few minutes.")
+		return false
+	case !fresh:
+		s.alreadyUsedPage(w, r)
+		return false
+	}
+	return true
+}
+
+func (s *Server) alreadyUsedPage(w http.ResponseWriter, r *http.Request) {
+	s.messagePage(w, r, http.StatusBadRequest, "This sign-in was already used", "Go back to the app and connect again.")
 }
 
 func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelFunc) {
@@ -238,6 +262,9 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Warn().Err(err).Msg("GitHub sign-in failed")
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with GitHub failed", "Go back to the app and connect again.")
+		return
+	}
+	if !s.useState(w, r, st) {
 		return
 	}
 	// GitHub logins are case-insensitive; identities are lower case.
@@ -288,6 +315,9 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Warn().Err(err).Msg("OIDC sign-in failed")
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with "+s.oidc.label()+" failed", "Go back to the app and connect again.")
+		return
+	}
+	if !s.useState(w, r, st) {
 		return
 	}
 	s.signedIn(w, r, req, s.oidc.prefix()+email)

@@ -151,3 +151,47 @@ func TestGoogleVouchesOnlyForDomainsItManages(t *testing.T) {
 		}
 	}
 }
+
+// Anyone may start an upstream sign-in and come back with a made-up code.
+// Such callbacks must not fill the set that keeps states single-use: a
+// state is used up only by a code the provider redeemed, so a flood of
+// them leaves room for real sign-ins, and a real one still cannot be
+// replayed.
+func TestUpstreamStateFloodCannotFillTheSet(t *testing.T) {
+	gh := newGitHubStandIn(t)
+	f := newFixture(t, withUpstreams(gh, nil))
+	f.srv.states = newUsedSet(4)
+	redirect := "https://claude.ai/api/mcp/auth_callback"
+	client := f.register(redirect)
+
+	// start follows the sign-in to the provider and returns the browser and
+	// the callback the provider would send it to.
+	start := func() (*http.Client, *url.URL) {
+		c := browser(t)
+		page := get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil))
+		form := fields(strings.Split(page.body, `action="/authorize/upstream"`)[1])
+		toGitHub := post(t, c, f.base+"/authorize/upstream", form)
+		return c, get(t, c, toGitHub.location.String()).location
+	}
+	for i := range 12 {
+		c, callback := start()
+		forged := *callback
+		q := forged.Query()
+		q.Set("code", "made-up-code")
+		forged.RawQuery = q.Encode()
+		if r := get(t, c, forged.String()); r.status != http.StatusBadGateway {
+			t.Fatalf("made-up code %d: %d %s", i, r.status, r.body)
+		}
+	}
+
+	c, callback := start()
+	cookies := c.Jar.Cookies(callback)
+	if r := get(t, c, callback.String()); r.status != http.StatusOK || !strings.Contains(r.body, "github:alice") {
+		t.Fatalf("a real sign-in after the flood: %d %s", r.status, r.body)
+	}
+	replay := browser(t)
+	replay.Jar.SetCookies(callback, cookies)
+	if r := get(t, replay, callback.String()); r.status != http.StatusBadRequest || !strings.Contains(r.body, "already used") {
+		t.Errorf("replayed callback: %d %s", r.status, r.body)
+	}
+}
