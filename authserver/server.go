@@ -74,7 +74,10 @@ var ErrNoSignIn = errors.New("authserver: no way to sign in: set a token (MCPWRA
 const (
 	AccessTokenTTL  = time.Hour
 	RefreshTokenTTL = 30 * 24 * time.Hour
-	CodeTTL         = 60 * time.Second
+	// RefreshFamilyTTL ends every refresh token of a sign-in this long
+	// after it, however often they were used.
+	RefreshFamilyTTL = 90 * 24 * time.Hour
+	CodeTTL          = 60 * time.Second
 	// signInTTL bounds a sign-in: from the app's request to the consent.
 	signInTTL = 10 * time.Minute
 )

@@ -14,7 +14,11 @@ import (
 )
 
 // refreshToken is what a refresh token seals. Each use returns a new one
-// with a fresh expiry, so a client in use stays signed in.
+// with a fresh expiry, so a client in use stays signed in — until the
+// family's end (Ends), a fixed time after the sign-in that began it, which
+// every token refreshed from it carries unchanged: with nothing stored, a
+// rotated-out token cannot be told from the current one, so a stolen one
+// would otherwise live as long as someone keeps using it.
 type refreshToken struct {
 	ID       string `json:"j"`
 	ClientID string `json:"c"`
@@ -24,6 +28,7 @@ type refreshToken struct {
 	Tenant   string `json:"t"`
 	Key      []byte `json:"k,omitempty"` // see grant.Key
 	Expires  int64  `json:"e"`
+	Ends     int64  `json:"f,omitempty"` // the family's end; 0 in tokens issued before families ended
 }
 
 // accessClaims are an access token's claims (RFC 9068).
@@ -144,6 +149,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, clientID str
 		Subject:  c.Subject,
 		Tenant:   c.Tenant,
 		Key:      c.Key,
+		Ends:     now.Add(RefreshFamilyTTL).Unix(),
 	})
 }
 
@@ -166,8 +172,17 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is not valid")
 		return
 	}
-	if s.now().Unix() >= rt.Expires {
+	now := s.now()
+	if now.Unix() >= rt.Expires {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token has expired")
+		return
+	}
+	if rt.Ends == 0 {
+		// A token from before families ended: its family starts now.
+		rt.Ends = now.Add(RefreshFamilyTTL).Unix()
+	}
+	if now.Unix() >= rt.Ends {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the sign-in behind this refresh token is too old; sign in again")
 		return
 	}
 	if clientID != "" && clientID != rt.ClientID {
@@ -220,7 +235,7 @@ func (s *Server) issueTokens(w http.ResponseWriter, g refreshToken) {
 		return
 	}
 	g.ID = randomID()
-	g.Expires = now.Add(RefreshTokenTTL).Unix()
+	g.Expires = min(now.Add(RefreshTokenTTL).Unix(), g.Ends)
 	refresh, err := s.keys.refresh.seal(g)
 	if err != nil {
 		s.log.Error().Err(err).Msg("sealing a refresh token")
