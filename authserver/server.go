@@ -34,10 +34,12 @@ type Options struct {
 	// Tokens are the static tokens the key page accepts: a tenant's, or the
 	// deployment's own (MCPWRAP_TOKEN). Nil: no key page.
 	Tokens *auth.Tokens
-	// Tenant maps an upstream identity (github:alice, google:bob@corp.com,
-	// oidc:…, always lower case) to the tenant it signs in as; false
-	// refuses it. Nil refuses every upstream identity.
-	Tenant func(identity string) (auth.Tenant, bool)
+	// Tenant maps an upstream account to the tenant it signs in as, given
+	// the names the account goes by, the most lasting first, always lower
+	// case: github:id:12345 then github:alice for GitHub, one name
+	// (google:bob@corp.com, oidc:…) for the others. False refuses it. Nil
+	// refuses every upstream account. auth.Tenants.ForIdentity is one.
+	Tenant func(identities ...string) (auth.Tenant, bool)
 	// GitHub and OIDC, when set, add upstream sign-in buttons.
 	GitHub *GitHub
 	OIDC   *OIDC

@@ -539,13 +539,13 @@ func TestRefreshRechecksWhoSignedIn(t *testing.T) {
 		t.Error("github:alice, still acme's user, is refused")
 	}
 	elsewhere := newFixture(t, func(o *Options) {
-		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{Name: "globex"}, true }
+		o.Tenant = func(...string) (auth.Tenant, bool) { return auth.Tenant{Name: "globex"}, true }
 	})
 	if elsewhere.srv.stillSignsIn(github) {
 		t.Error("github:alice, now globex's user, still refreshes as acme")
 	}
 	gone := newFixture(t, func(o *Options) {
-		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{}, false }
+		o.Tenant = func(...string) (auth.Tenant, bool) { return auth.Tenant{}, false }
 	})
 	if gone.srv.stillSignsIn(github) {
 		t.Error("github:alice, in no tenant now, still refreshes")

@@ -27,6 +27,7 @@ type refreshToken struct {
 	Subject  string `json:"u"`
 	Tenant   string `json:"t"`
 	Key      []byte `json:"k,omitempty"` // see grant.Key
+	Account  string `json:"i,omitempty"` // see grant.Account
 	Expires  int64  `json:"e"`
 	Ends     int64  `json:"f,omitempty"` // the family's end; 0 in tokens issued before families ended
 }
@@ -149,6 +150,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, clientID str
 		Subject:  c.Subject,
 		Tenant:   c.Tenant,
 		Key:      c.Key,
+		Account:  c.Account,
 		Ends:     now.Add(RefreshFamilyTTL).Unix(),
 	})
 }
@@ -205,8 +207,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 }
 
 // stillSignsIn reports whether what signed in to make rt would still sign
-// in as the same tenant: the same key, or an identity the tenant still
-// lists. A refresh is where this server sees a sign-in again, so changing a
+// in as the same tenant: the same key, or an account the tenant still
+// lists by either of its names. A refresh is where this server sees a sign-in again, so changing a
 // tenant's token or users ends the sign-ins they made within one access
 // token's lifetime, without any state kept.
 func (s *Server) stillSignsIn(rt refreshToken) bool {
@@ -217,10 +219,7 @@ func (s *Server) stillSignsIn(rt refreshToken) bool {
 		p, ok := s.opts.Tokens.MatchDigest([sha256.Size]byte(rt.Key))
 		return ok && p.Tenant == rt.Tenant
 	}
-	if s.opts.Tenant == nil {
-		return false
-	}
-	t, ok := s.opts.Tenant(rt.Subject)
+	t, ok := s.tenantOf(rt.Subject, rt.Account)
 	return ok && t.Name == rt.Tenant
 }
 

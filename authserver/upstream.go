@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -258,7 +259,7 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.upstreamContext(r)
 	defer cancel()
-	login, err := s.githubLogin(ctx, st, r.URL.Query().Get("code"))
+	user, err := s.githubUser(ctx, st, r.URL.Query().Get("code"))
 	if err != nil {
 		s.log.Warn().Err(err).Msg("GitHub sign-in failed")
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with GitHub failed", "Go back to the app and connect again.")
@@ -267,37 +268,48 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.useState(w, r, st) {
 		return
 	}
-	// GitHub logins are case-insensitive; identities are lower case.
-	s.signedIn(w, r, req, "github:"+strings.ToLower(login))
+	// GitHub logins are case-insensitive; identities are lower case. The
+	// login may pass to someone else after a rename; the id never does.
+	s.signedIn(w, r, req, "github:"+strings.ToLower(user.Login), "github:id:"+strconv.FormatInt(user.ID, 10))
 }
 
-func (s *Server) githubLogin(ctx context.Context, st upstreamState, code string) (string, error) {
+// githubAccount is what GitHub's /user says about who signed in.
+type githubAccount struct {
+	Login string `json:"login"`
+	ID    int64  `json:"id"`
+}
+
+// githubUser redeems the code and asks GitHub who signed in.
+func (s *Server) githubUser(ctx context.Context, st upstreamState, code string) (githubAccount, error) {
+	var user githubAccount
 	cfg := s.github.config
 	cfg.RedirectURL = s.endpoint("/callback/github")
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
-		return "", fmt.Errorf("%w: exchanging the code: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: exchanging the code: %w", errUpstream, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.github.userURL, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: %w", errUpstream, err)
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	resp, err := cfg.Client(ctx, tok).Do(req)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the user: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: reading the user: %w", errUpstream, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%w: reading the user: %s", errUpstream, resp.Status)
+		return user, fmt.Errorf("%w: reading the user: %s", errUpstream, resp.Status)
 	}
-	var user struct {
-		Login string `json:"login"`
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&user); err != nil {
+		return user, fmt.Errorf("%w: reading the user: %w", errUpstream, err)
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&user); err != nil || user.Login == "" {
-		return "", fmt.Errorf("%w: the user has no login", errUpstream)
+	// A login never holds a colon; one that did could pass for the
+	// github:id: form.
+	if user.Login == "" || strings.Contains(user.Login, ":") || user.ID <= 0 {
+		return user, fmt.Errorf("%w: the user has no login or id", errUpstream)
 	}
-	return user.Login, nil
+	return user, nil
 }
 
 func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +332,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if !s.useState(w, r, st) {
 		return
 	}
-	s.signedIn(w, r, req, s.oidc.prefix()+email)
+	s.signedIn(w, r, req, s.oidc.prefix()+email, "")
 }
 
 // oidcEmail redeems the code and returns the verified email of the ID token.
