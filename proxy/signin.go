@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -157,11 +158,12 @@ func (o *oauth) refresh(ctx context.Context, stale string) (string, error) {
 		if g.RefreshToken == "" {
 			return false, errSignIn
 		}
-		cctx := context.WithValue(ctx, oauth2.HTTPClient, o.client)
+		cctx := context.WithValue(ctx, oauth2.HTTPClient, withResource(o.client, g.TokenURL, g.Resource))
 		tok, err := g.config().TokenSource(cctx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
 		var re *oauth2.RetrieveError
 		switch {
-		case errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"):
+		case errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client" ||
+			re.ErrorCode == "unauthorized_client" || re.ErrorCode == "invalid_target"):
 			// The registration goes with the tokens. invalid_grant does not
 			// prove the server still knows the client: a server may look
 			// at the refresh token first (mcpwrap's own does, and after a
@@ -310,8 +312,9 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	defer cb.close()
 
 	var got struct {
-		cfg *oauth2.Config
-		tok *oauth2.Token
+		cfg      *oauth2.Config
+		tok      *oauth2.Token
+		resource string // the resource indicator the sign-in named
 	}
 	hc := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL:         cb.redirectURI,
@@ -321,6 +324,9 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 			o.mu.Lock()
 			a.authURL = args.URL
 			o.mu.Unlock()
+			if u, err := url.Parse(args.URL); err == nil {
+				got.resource = u.Query().Get("resource")
+			}
 			o.open(args.URL)
 			return cb.wait(ctx, args.URL)
 		},
@@ -393,9 +399,12 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	if got.tok == nil {
 		return errors.New("sign-in: the authorization server gave no token")
 	}
+	if got.resource == "" {
+		got.resource = o.remote.String()
+	}
 	g := &grant{
 		Issuer:       issuer,
-		Resource:     o.remote.String(),
+		Resource:     got.resource,
 		AuthURL:      got.cfg.Endpoint.AuthURL,
 		TokenURL:     got.cfg.Endpoint.TokenURL,
 		ClientID:     got.cfg.ClientID,
@@ -458,4 +467,48 @@ func (o *oauth) discover(ctx context.Context, challenges []oauthex.Challenge) (s
 		issuer = asm.Issuer
 	}
 	return issuer, nil
+}
+
+// withResource is c, with the resource indicator (RFC 8707) added to the
+// form of every POST to tokenURL: x/oauth2 sends none with a refresh, and
+// without it an authorization server may issue a token for another
+// audience than the remote, or refuse.
+func withResource(c *http.Client, tokenURL, resource string) *http.Client {
+	if resource == "" {
+		return c
+	}
+	out := *c
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	out.Transport = &resourceParam{next: next, tokenURL: tokenURL, resource: resource}
+	return &out
+}
+
+type resourceParam struct {
+	next               http.RoundTripper
+	tokenURL, resource string
+}
+
+func (p *resourceParam) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil || req.URL.String() != p.tokenURL {
+		return p.next.RoundTrip(req)
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	form.Set("resource", p.resource)
+	body := form.Encode()
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(strings.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	return p.next.RoundTrip(out)
 }
