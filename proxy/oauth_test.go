@@ -370,8 +370,8 @@ func TestConfigOAuthFlags(t *testing.T) {
 
 func TestConfigClientFlags(t *testing.T) {
 	none := func(string) string { return "" }
-	cfg, err := parseConfig([]string{"--client-id", "c", "--client-secret", "s3cret-value", "--client-metadata-url", "https://app.example/client.json", "https://h.example/mcp"}, none, io.Discard)
-	if err != nil || cfg.ClientID != "c" || cfg.ClientSecret != "s3cret-value" || cfg.ClientMetadataURL != "https://app.example/client.json" {
+	cfg, err := parseConfig([]string{"--client-id", "c", "--client-secret", "s3cret-value", "--client-issuer", "https://auth.example", "--client-metadata-url", "https://app.example/client.json", "https://h.example/mcp"}, none, io.Discard)
+	if err != nil || cfg.ClientID != "c" || cfg.ClientSecret != "s3cret-value" || cfg.ClientIssuer != "https://auth.example" || cfg.ClientMetadataURL != "https://app.example/client.json" {
 		t.Fatalf("client flags: %+v, %v", cfg, err)
 	}
 	if got := newRedactor(cfg).Replace("s3cret-value"); got != "[redacted]" {
@@ -379,6 +379,8 @@ func TestConfigClientFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--client-secret", "s", "https://h.example/mcp"},
+		{"--client-issuer", "https://auth.example", "https://h.example/mcp"},
+		{"--client-id", "c", "--client-issuer", "auth.example", "https://h.example/mcp"},
 		{"--client-metadata-url", "http://app.example/client.json", "https://h.example/mcp"},
 		{"--client-metadata-url", "https://app.example/", "https://h.example/mcp"},
 	} {

@@ -78,6 +78,34 @@ type oauth struct {
 // of a client ID metadata document.
 type preregistered struct {
 	ClientID, Secret, MetadataURL string
+	// Issuer is the authorization server the client is registered at
+	// (--client-issuer); the client is used with no other.
+	Issuer string
+}
+
+// errClientIssuer is a remote that sends the shim to an authorization
+// server its own client (and secret) is not registered at.
+var errClientIssuer = errors.New("the pre-registered client is not for this authorization server")
+
+// allows reports whether the client may be used with issuer, the
+// authorization server remote sent the shim to: the one named with it, or
+// without a name, any for a client without a secret and for one with a
+// secret only a server on the remote's own origin — a remote must not be
+// able to send the secret wherever it likes.
+func (p preregistered) allows(issuer string, remote *url.URL) error {
+	switch {
+	case p.Issuer != "":
+		if strings.TrimSuffix(p.Issuer, "/") == strings.TrimSuffix(issuer, "/") {
+			return nil
+		}
+		return fmt.Errorf("%w: the remote sent the shim to %s; --client-id is registered at %s (--client-issuer)", errClientIssuer, issuer, p.Issuer)
+	case p.Secret != "":
+		if u, err := url.Parse(issuer); err == nil && sameOrigin(u, remote) {
+			return nil
+		}
+		return fmt.Errorf("%w: the remote sent the shim to %s, not on its own origin; a --client-secret goes only to the authorization server named with --client-issuer, or without one to the remote's origin", errClientIssuer, issuer)
+	}
+	return nil
 }
 
 // attempt is one sign-in in the browser, shared by every request that
@@ -296,6 +324,11 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 		// business (loopback ports are free to vary, RFC 8252 7.3).
 		reg = nil
 	}
+	if o.own.ClientID != "" {
+		if err := o.own.allows(issuer, o.remote); err != nil {
+			return err
+		}
+	}
 	var reuse string
 	if reg != nil && reg.ClientID != "" {
 		reuse = reg.RedirectURI
@@ -345,7 +378,9 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	}
 	if reg != nil && reg.ClientID != "" {
 		creds := &oauthex.ClientCredentials{ClientID: reg.ClientID}
-		if reg.Issuer != "" {
+		if reg.Issuer != "" || o.own.ClientID != "" {
+			// The SDK finds the server again; this makes it refuse one
+			// other than the server checked above.
 			creds.Issuer = issuer
 		}
 		if reg.ClientSecret != "" {
