@@ -360,8 +360,11 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 			if u, err := url.Parse(args.URL); err == nil {
 				got.resource = u.Query().Get("resource")
 			}
+			if err := cb.expect(args.URL); err != nil {
+				return nil, err
+			}
 			o.open(args.URL)
-			return cb.wait(ctx, args.URL)
+			return cb.wait(ctx)
 		},
 		NewTokenSource: func(_ context.Context, c *oauth2.Config, tok *oauth2.Token) (oauth2.TokenSource, error) {
 			got.cfg, got.tok = c, tok
