@@ -79,10 +79,9 @@ func writeTestJSON(w http.ResponseWriter, v any) {
 
 func rand16() string { return rand.Text()[:16] }
 
-// signInTo runs one sign-in of a shim configured with own to the remote
-// url, as its first 401 starts it, with a browser that follows the
-// authorization URL back to the shim.
-func signInTo(t *testing.T, remote string, own preregistered) error {
+// testOAuth is the sign-in of a shim configured with own for the remote
+// url, with a browser that follows the authorization URL back to the shim.
+func testOAuth(t *testing.T, remote string, own preregistered) *oauth {
 	t.Helper()
 	u, _ := url.Parse(remote)
 	st, err := openStore(t.TempDir(), "file")
@@ -101,6 +100,15 @@ func signInTo(t *testing.T, remote string, own preregistered) error {
 			}()
 		},
 	}
+	return o
+}
+
+// signInTo runs one sign-in of testOAuth, as the remote's first 401 starts
+// it.
+func signInTo(t *testing.T, remote string, own preregistered) error {
+	t.Helper()
+	o := testOAuth(t, remote, own)
+	u := o.remote
 	header := http.Header{"Www-Authenticate": {`Bearer resource_metadata="` + u.Scheme + "://" + u.Host + `/.well-known/oauth-protected-resource/mcp"`}}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -139,5 +147,32 @@ func TestClientSecretStaysWithItsIssuer(t *testing.T) {
 	}
 	if s := good.seen(); len(s) != 2 || s[0] != secret || s[1] != secret {
 		t.Errorf("the client's own issuer saw secrets %q", s)
+	}
+}
+
+// A grant kept from before the client was bound, at a server it is not
+// registered at, is not refreshed with the secret: the shim signs in again
+// instead, which then refuses that server.
+func TestKeptClientSecretIsNotRefreshedElsewhere(t *testing.T) {
+	const secret = "pre-registered-secret-0123456789"
+	good, evil := newSecretAS(t), newSecretAS(t)
+	o := testOAuth(t, good.URL+"/mcp", preregistered{ClientID: "mine", Secret: secret, Issuer: good.URL})
+	err := o.store.update(o.key, func(r *record) (bool, error) {
+		r.Current = evil.URL
+		r.Grants[evil.URL] = &grant{Issuer: evil.URL, TokenURL: evil.URL + "/token", ClientID: "mine", ClientSecret: secret,
+			AuthStyle: 1, AccessToken: "at-stale", RefreshToken: "rt-kept-0123456789"}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.refresh(t.Context(), "at-stale"); !errors.Is(err, errSignIn) {
+		t.Errorf("refresh at the other server = %v, want errSignIn", err)
+	}
+	if s := evil.seen(); len(s) != 0 {
+		t.Errorf("the other authorization server got %d token requests", len(s))
+	}
+	if r, err := o.store.load(o.key); err != nil || r.current() != nil {
+		t.Errorf("the grant is still kept: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -185,6 +186,15 @@ func (o *oauth) refresh(ctx context.Context, stale string) (string, error) {
 		}
 		if g.RefreshToken == "" {
 			return false, errSignIn
+		}
+		if o.own.Secret != "" && subtle.ConstantTimeCompare([]byte(g.ClientSecret), []byte(o.own.Secret)) == 1 {
+			if err := o.own.allows(g.Issuer, o.remote); err != nil {
+				// Kept by a sign-in from before the client was bound to
+				// its server: the secret does not go there again.
+				o.log.Warn().Err(err).Msg("not refreshing with the client secret; signing in again")
+				delete(r.Grants, r.Current)
+				return true, errSignIn
+			}
 		}
 		cctx := context.WithValue(ctx, oauth2.HTTPClient, withResource(o.client, g.TokenURL, g.Resource))
 		tok, err := g.config().TokenSource(cctx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
