@@ -39,25 +39,32 @@ func (t *Tenants) Named(name string) (Tenant, bool) {
 // bare "*" can never let in everyone from everywhere.
 var identityPrefixes = []string{"github:", "google:", "oidc:"}
 
-// ForIdentity finds the tenant identity signs in as: the first tenant that
-// lists it exactly (ignoring case), else the first whose pattern matches it.
-// An exact entry wins over a pattern, so one person can be carved out of a
-// domain-wide tenant.
-func (t *Tenants) ForIdentity(identity string) (Tenant, bool) {
-	if t == nil || identity == "" {
+// ForIdentity finds the tenant an account signs in as, given the names it
+// goes by, the most lasting first: a GitHub account is github:id:12345
+// (its number, which stays with it) and github:alice (its login, which
+// someone else may take after a rename). The first name that a tenant lists
+// exactly (ignoring case) decides, the first tenant listing it; else the
+// first tenant with a pattern that matches one of them. An exact entry wins
+// over a pattern, so one person can be carved out of a domain-wide tenant.
+func (t *Tenants) ForIdentity(identities ...string) (Tenant, bool) {
+	if t == nil {
 		return Tenant{}, false
 	}
-	for _, tn := range t.list {
-		for _, u := range tn.Users {
-			if strings.EqualFold(u, identity) {
-				return tn, true
+	for _, id := range identities {
+		for _, tn := range t.list {
+			for _, u := range tn.Users {
+				if id != "" && strings.EqualFold(u, id) {
+					return tn, true
+				}
 			}
 		}
 	}
 	for _, tn := range t.list {
 		for _, u := range tn.Users {
-			if globMatch(u, identity) {
-				return tn, true
+			for _, id := range identities {
+				if id != "" && globMatch(u, id) {
+					return tn, true
+				}
 			}
 		}
 	}

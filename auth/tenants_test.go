@@ -41,3 +41,29 @@ func TestForIdentity(t *testing.T) {
 		t.Error("no tenants at all matched an identity")
 	}
 }
+
+// A GitHub account goes by its number and its login; a tenant may list
+// either, and the number, which no one else can take, decides first.
+func TestForIdentityTriesTheLastingNameFirst(t *testing.T) {
+	tenants := auth.NewTenants([]auth.Tenant{
+		{Name: "stale", Users: []string{"github:alice"}},
+		{Name: "alice", Users: []string{"github:id:1001"}},
+		{Name: "gh", Users: []string{"github:*"}},
+	})
+	for _, tc := range []struct {
+		identities []string
+		tenant     string
+	}{
+		{[]string{"github:id:1001", "github:alice"}, "alice"},         // the number beats a login listed earlier
+		{[]string{"github:id:1001", "github:alice-renamed"}, "alice"}, // renamed: still hers
+		{[]string{"github:id:2002", "github:alice"}, "stale"},         // someone else took the login
+		{[]string{"github:id:2002", "github:bob"}, "gh"},
+		{[]string{"", "github:alice"}, "stale"},
+		{nil, ""},
+	} {
+		tn, ok := tenants.ForIdentity(tc.identities...)
+		if ok != (tc.tenant != "") || tn.Name != tc.tenant {
+			t.Errorf("ForIdentity(%q) = %q, %v; want %q", tc.identities, tn.Name, ok, tc.tenant)
+		}
+	}
+}

@@ -32,7 +32,11 @@ type grant struct {
 	Subject string      `json:"u"`
 	Tenant  string      `json:"t"`
 	Key     []byte      `json:"k,omitempty"` // the key page's key, as auth.Digest: a refresh checks it still signs in
-	Expires int64       `json:"e"`
+	// Account is the upstream account's lasting name (github:id:12345),
+	// beside Subject, the name it goes by now (github:alice); a refresh
+	// checks that either still signs in as Tenant.
+	Account string `json:"i,omitempty"`
+	Expires int64  `json:"e"`
 }
 
 // authorize checks an authorization request and shows the sign-in page.
@@ -157,22 +161,31 @@ func (s *Server) signInWithKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	digest := auth.Digest(key)
-	s.consentPage(w, r, req, "key:"+p.Tenant, p.Tenant, digest[:])
+	s.consentPage(w, r, req, grant{Subject: "key:" + p.Tenant, Tenant: p.Tenant, Key: digest[:]})
 }
 
-// signedIn continues a sign-in from any method: an identity in a tenant goes
-// on to consent, anyone else is refused here.
-func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, req authRequest, identity string) {
-	if s.opts.Tenant == nil {
-		s.refusedPage(w, r, identity)
-		return
-	}
-	t, ok := s.opts.Tenant(identity)
+// signedIn continues an upstream sign-in: an account in a tenant goes on to
+// consent, anyone else is refused here. account is its lasting name, if the
+// provider has one (github:id:12345); identity the name it goes by.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, req authRequest, identity, account string) {
+	t, ok := s.tenantOf(identity, account)
 	if !ok {
-		s.refusedPage(w, r, identity)
+		s.refusedPage(w, r, identity, account)
 		return
 	}
-	s.consentPage(w, r, req, identity, t.Name, nil)
+	s.consentPage(w, r, req, grant{Subject: identity, Account: account, Tenant: t.Name})
+}
+
+// tenantOf is the tenant an upstream account signs in as, its lasting name
+// tried first.
+func (s *Server) tenantOf(identity, account string) (auth.Tenant, bool) {
+	if s.opts.Tenant == nil {
+		return auth.Tenant{}, false
+	}
+	if account != "" {
+		return s.opts.Tenant(account, identity)
+	}
+	return s.opts.Tenant(identity)
 }
 
 // consent answers the consent page: allow issues a code, deny tells the
@@ -218,6 +231,7 @@ type authCode struct {
 	Subject     string `json:"u"`
 	Tenant      string `json:"t"`
 	Key         []byte `json:"k,omitempty"`
+	Account     string `json:"i,omitempty"`
 	Expires     int64  `json:"e"`
 }
 
@@ -233,6 +247,7 @@ func (s *Server) issueCode(g grant) (string, error) {
 		Subject:     g.Subject,
 		Tenant:      g.Tenant,
 		Key:         g.Key,
+		Account:     g.Account,
 		Expires:     s.now().Add(CodeTTL).Unix(),
 	})
 }

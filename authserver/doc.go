@@ -18,7 +18,8 @@
 // reuse after rotation is not detected — each use returns a new one, but
 // the old one stays valid until it expires, on every instance. (That also
 // spares a client that loses a rotated token in a race between two of its
-// own processes.) A code's single use is enforced in memory on the instance
+// own processes.) What bounds a stolen one is the family's end, sealed in
+// every token of it: 90 days after the sign-in, however often it was used. A code's single use is enforced in memory on the instance
 // that issued it, to which other instances replay its redemption
 // (fly-replay); a restart of that instance within the code's 60 seconds
 // forgets which codes were used. Replacing the secret without keeping it

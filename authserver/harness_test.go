@@ -70,13 +70,7 @@ func newFixture(t *testing.T, edit func(*Options)) *fixture {
 		Resource: issuer + "/mcp",
 		Secret:   testSecret,
 		Tokens:   auth.NewTokens([]auth.Tenant{{Name: "acme", Token: testKey}}),
-		Tenant: func(identity string) (auth.Tenant, bool) {
-			switch identity {
-			case "github:alice", "oidc:bob@corp.example":
-				return auth.Tenant{Name: "acme"}, true
-			}
-			return auth.Tenant{}, false
-		},
+		Tenant:   auth.NewTenants([]auth.Tenant{{Name: "acme", Users: []string{"github:alice", "oidc:bob@corp.example"}}}).ForIdentity,
 	}
 	if edit != nil {
 		edit(&opts)

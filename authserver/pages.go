@@ -217,8 +217,10 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request, status int, 
 	s.render(w, status, p, targets...)
 }
 
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, req authRequest, identity, tenant string, key []byte) {
-	g := grant{Request: req, Subject: identity, Tenant: tenant, Key: key, Expires: s.now().Add(signInTTL).Unix()}
+// consentPage asks to allow req for who signed in: g without its request
+// and expiry, which it sets.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, req authRequest, g grant) {
+	g.Request, g.Expires = req, s.now().Add(signInTTL).Unix()
 	sealed, err := s.keys.grant.seal(g)
 	if err != nil {
 		s.serverError(w, r, err)
@@ -230,7 +232,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, req authReq
 		Client:       req.ClientName,
 		Document:     req.Document,
 		RedirectHost: redirectHost(req.RedirectURI),
-		Identity:     identity,
+		Identity:     g.Subject,
 		Field:        "grant",
 		Sealed:       sealed,
 		CSRF:         s.formToken(w, r, "grant", sealed),
@@ -241,14 +243,20 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, status int,
 	s.render(w, status, page{Title: message, Kind: "message", Message: message, Detail: detail})
 }
 
-func (s *Server) refusedPage(w http.ResponseWriter, r *http.Request, identity string) {
-	s.log.Info().Str("identity", identity).Msg("sign-in refused: identity in no tenant")
+func (s *Server) refusedPage(w http.ResponseWriter, r *http.Request, identity, account string) {
+	ev := s.log.Info().Str("identity", identity)
+	detail := "Ask the server's owner to add this account, then connect again from the app."
+	if account != "" {
+		ev = ev.Str("account", account)
+		detail = "Ask the server's owner to add this account (" + account + ", which stays with it if it is renamed), then connect again from the app."
+	}
+	ev.Msg("sign-in refused: identity in no tenant")
 	s.render(w, http.StatusForbidden, page{
 		Title:    "Not allowed",
 		Kind:     "message",
 		Message:  "This account may not use this server",
 		Identity: identity,
-		Detail:   "Ask the server's owner to add this account, then connect again from the app.",
+		Detail:   detail,
 	})
 }
 

@@ -34,10 +34,12 @@ type Options struct {
 	// Tokens are the static tokens the key page accepts: a tenant's, or the
 	// deployment's own (MCPWRAP_TOKEN). Nil: no key page.
 	Tokens *auth.Tokens
-	// Tenant maps an upstream identity (github:alice, google:bob@corp.com,
-	// oidc:…, always lower case) to the tenant it signs in as; false
-	// refuses it. Nil refuses every upstream identity.
-	Tenant func(identity string) (auth.Tenant, bool)
+	// Tenant maps an upstream account to the tenant it signs in as, given
+	// the names the account goes by, the most lasting first, always lower
+	// case: github:id:12345 then github:alice for GitHub, one name
+	// (google:bob@corp.com, oidc:…) for the others. False refuses it. Nil
+	// refuses every upstream account. auth.Tenants.ForIdentity is one.
+	Tenant func(identities ...string) (auth.Tenant, bool)
 	// GitHub and OIDC, when set, add upstream sign-in buttons.
 	GitHub *GitHub
 	OIDC   *OIDC
@@ -74,7 +76,10 @@ var ErrNoSignIn = errors.New("authserver: no way to sign in: set a token (MCPWRA
 const (
 	AccessTokenTTL  = time.Hour
 	RefreshTokenTTL = 30 * 24 * time.Hour
-	CodeTTL         = 60 * time.Second
+	// RefreshFamilyTTL ends every refresh token of a sign-in this long
+	// after it, however often they were used.
+	RefreshFamilyTTL = 90 * 24 * time.Hour
+	CodeTTL          = 60 * time.Second
 	// signInTTL bounds a sign-in: from the app's request to the consent.
 	signInTTL = 10 * time.Minute
 )
@@ -97,7 +102,7 @@ type Server struct {
 	}
 	documents *documents
 	codes     *usedSet // redeemed codes, until they expire
-	states    *usedSet // upstream sign-in states, until they expire
+	states    *usedSet // upstream sign-in states whose code was redeemed, until they expire
 	github    *githubProvider
 	oidc      *oidcProvider
 
@@ -310,6 +315,14 @@ type usedSet struct {
 func newUsedSet(max int) *usedSet { return &usedSet{max: max, ids: map[string]time.Time{}} }
 
 var errBusy = errors.New("too many sign-ins in flight")
+
+// used reports whether id is used (and not yet expired).
+func (u *usedSet) used(id string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	exp, ok := u.ids[id]
+	return ok && now.Before(exp)
+}
 
 // use marks id used until expires. It reports false when id was used before.
 func (u *usedSet) use(id string, expires, now time.Time) (bool, error) {

@@ -539,15 +539,46 @@ func TestRefreshRechecksWhoSignedIn(t *testing.T) {
 		t.Error("github:alice, still acme's user, is refused")
 	}
 	elsewhere := newFixture(t, func(o *Options) {
-		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{Name: "globex"}, true }
+		o.Tenant = func(...string) (auth.Tenant, bool) { return auth.Tenant{Name: "globex"}, true }
 	})
 	if elsewhere.srv.stillSignsIn(github) {
 		t.Error("github:alice, now globex's user, still refreshes as acme")
 	}
 	gone := newFixture(t, func(o *Options) {
-		o.Tenant = func(string) (auth.Tenant, bool) { return auth.Tenant{}, false }
+		o.Tenant = func(...string) (auth.Tenant, bool) { return auth.Tenant{}, false }
 	})
 	if gone.srv.stillSignsIn(github) {
 		t.Error("github:alice, in no tenant now, still refreshes")
+	}
+}
+
+// A refresh token family — every token refreshed from one sign-in — ends a
+// fixed time after the sign-in however often it is used, so a stolen
+// refresh token kept alive by use still runs out.
+func TestRefreshFamilyEndsAfterItsAbsoluteLifetime(t *testing.T) {
+	f := newFixture(t, nil)
+	redirect := "http://127.0.0.1/cb"
+	client := f.register(redirect)
+	p := newPKCE()
+	loc := f.signIn(browser(t), f.authorizeURL(client, redirect, p, nil))
+	tok := f.redeem(client, redirect, loc.Query().Get("code"), p.verifier)
+	if tok.status != http.StatusOK || tok.RefreshToken == "" {
+		t.Fatalf("token: %+v", tok)
+	}
+	refresh := tok.RefreshToken
+	step := RefreshTokenTTL - time.Hour
+	var used time.Duration
+	for used+step < RefreshFamilyTTL {
+		f.clock.advance(step)
+		used += step
+		r := tokenAt(t, f.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {client}})
+		if r.status != http.StatusOK {
+			t.Fatalf("refresh %v after the sign-in: %+v", used, r)
+		}
+		refresh = r.RefreshToken
+	}
+	f.clock.advance(RefreshFamilyTTL - used + time.Second)
+	if r := tokenAt(t, f.base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {client}}); r.Error != "invalid_grant" {
+		t.Errorf("refresh past the family's lifetime: %+v, want invalid_grant", r)
 	}
 }

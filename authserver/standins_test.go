@@ -91,17 +91,29 @@ func (s *standIn) redeem(w http.ResponseWriter, r *http.Request) (upstreamCode, 
 }
 
 // githubStandIn speaks GitHub's OAuth app protocol and the /user API as
-// GitHub Enterprise serves them (/login/oauth/…, /api/v3/user).
+// GitHub Enterprise serves them (/login/oauth/…, /api/v3/user). Like
+// GitHub, it knows each account by a number that stays with it, and by a
+// login that may change.
 type githubStandIn struct {
 	standIn
 	*httptest.Server
 
-	tokensMu sync.Mutex
+	tokensMu sync.Mutex        // guards the fields below
 	tokens   map[string]string // access token → login
+	ids      map[string]int64  // login → account number
+}
+
+// setAccount makes the account with number id, called login now, the
+// one that signs in next.
+func (g *githubStandIn) setAccount(login string, id int64) {
+	g.tokensMu.Lock()
+	g.ids[login] = id
+	g.tokensMu.Unlock()
+	g.setUser(login)
 }
 
 func newGitHubStandIn(t *testing.T) *githubStandIn {
-	g := &githubStandIn{standIn: standIn{t: t, clientID: "gh-client", clientSecret: "gh-secret", user: "Alice", codes: map[string]upstreamCode{}}, tokens: map[string]string{}}
+	g := &githubStandIn{standIn: standIn{t: t, clientID: "gh-client", clientSecret: "gh-secret", user: "Alice", codes: map[string]upstreamCode{}}, tokens: map[string]string{}, ids: map[string]int64{"Alice": 1001}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", g.authorize)
 	mux.HandleFunc("POST /login/oauth/access_token", func(w http.ResponseWriter, r *http.Request) {
@@ -119,13 +131,19 @@ func newGitHubStandIn(t *testing.T) *githubStandIn {
 	mux.HandleFunc("GET /api/v3/user", func(w http.ResponseWriter, r *http.Request) {
 		g.tokensMu.Lock()
 		login, ok := g.tokens[bearerOf(r)]
+		id, known := g.ids[login]
+		if ok && !known {
+			// A login the test never numbered: number it, once.
+			id = int64(2000 + len(g.ids))
+			g.ids[login] = id
+		}
 		g.tokensMu.Unlock()
 		if !ok {
 			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"login": login, "id": 1})
+		json.NewEncoder(w).Encode(map[string]any{"login": login, "id": id})
 	})
 	g.Server = httptest.NewServer(mux)
 	t.Cleanup(g.Close)

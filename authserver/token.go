@@ -14,7 +14,11 @@ import (
 )
 
 // refreshToken is what a refresh token seals. Each use returns a new one
-// with a fresh expiry, so a client in use stays signed in.
+// with a fresh expiry, so a client in use stays signed in — until the
+// family's end (Ends), a fixed time after the sign-in that began it, which
+// every token refreshed from it carries unchanged: with nothing stored, a
+// rotated-out token cannot be told from the current one, so a stolen one
+// would otherwise live as long as someone keeps using it.
 type refreshToken struct {
 	ID       string `json:"j"`
 	ClientID string `json:"c"`
@@ -23,7 +27,9 @@ type refreshToken struct {
 	Subject  string `json:"u"`
 	Tenant   string `json:"t"`
 	Key      []byte `json:"k,omitempty"` // see grant.Key
+	Account  string `json:"i,omitempty"` // see grant.Account
 	Expires  int64  `json:"e"`
+	Ends     int64  `json:"f,omitempty"` // the family's end; 0 in tokens issued before families ended
 }
 
 // accessClaims are an access token's claims (RFC 9068).
@@ -144,6 +150,8 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request, clientID str
 		Subject:  c.Subject,
 		Tenant:   c.Tenant,
 		Key:      c.Key,
+		Account:  c.Account,
+		Ends:     now.Add(RefreshFamilyTTL).Unix(),
 	})
 }
 
@@ -166,8 +174,17 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is not valid")
 		return
 	}
-	if s.now().Unix() >= rt.Expires {
+	now := s.now()
+	if now.Unix() >= rt.Expires {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token has expired")
+		return
+	}
+	if rt.Ends == 0 {
+		// A token from before families ended: its family starts now.
+		rt.Ends = now.Add(RefreshFamilyTTL).Unix()
+	}
+	if now.Unix() >= rt.Ends {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "the sign-in behind this refresh token is too old; sign in again")
 		return
 	}
 	if clientID != "" && clientID != rt.ClientID {
@@ -190,8 +207,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, clientID string
 }
 
 // stillSignsIn reports whether what signed in to make rt would still sign
-// in as the same tenant: the same key, or an identity the tenant still
-// lists. A refresh is where this server sees a sign-in again, so changing a
+// in as the same tenant: the same key, or an account the tenant still
+// lists by either of its names. A refresh is where this server sees a sign-in again, so changing a
 // tenant's token or users ends the sign-ins they made within one access
 // token's lifetime, without any state kept.
 func (s *Server) stillSignsIn(rt refreshToken) bool {
@@ -202,10 +219,7 @@ func (s *Server) stillSignsIn(rt refreshToken) bool {
 		p, ok := s.opts.Tokens.MatchDigest([sha256.Size]byte(rt.Key))
 		return ok && p.Tenant == rt.Tenant
 	}
-	if s.opts.Tenant == nil {
-		return false
-	}
-	t, ok := s.opts.Tenant(rt.Subject)
+	t, ok := s.tenantOf(rt.Subject, rt.Account)
 	return ok && t.Name == rt.Tenant
 }
 
@@ -220,7 +234,7 @@ func (s *Server) issueTokens(w http.ResponseWriter, g refreshToken) {
 		return
 	}
 	g.ID = randomID()
-	g.Expires = now.Add(RefreshTokenTTL).Unix()
+	g.Expires = min(now.Add(RefreshTokenTTL).Unix(), g.Ends)
 	refresh, err := s.keys.refresh.seal(g)
 	if err != nil {
 		s.log.Error().Err(err).Msg("sealing a refresh token")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -174,7 +175,10 @@ func (s *Server) startUpstream(w http.ResponseWriter, r *http.Request) {
 }
 
 // finishUpstream checks a callback against the browser's state cookie and
-// uses the state up. It answers the request itself when that fails.
+// that its state is not used up. It answers the request itself when that
+// fails. The state is used up by useState, once the provider has redeemed
+// the code: anyone can start a sign-in and come back with a made-up code,
+// and such callbacks must not fill the set of used states.
 func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider string) (upstreamState, authRequest, bool) {
 	var st upstreamState
 	c, err := r.Cookie(s.upstreamCookieName())
@@ -195,9 +199,8 @@ func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider
 		s.expiredPage(w, r)
 		return st, authRequest{}, false
 	}
-	fresh, err := s.states.use(st.ID, unix(st.Expires).Add(time.Second), now)
-	if err != nil || !fresh {
-		s.messagePage(w, r, http.StatusBadRequest, "This sign-in was already used", "Go back to the app and connect again.")
+	if s.states.used(st.ID, now) {
+		s.alreadyUsedPage(w, r)
 		return st, authRequest{}, false
 	}
 	var req authRequest
@@ -213,6 +216,28 @@ func (s *Server) finishUpstream(w http.ResponseWriter, r *http.Request, provider
 		return st, authRequest{}, false
 	}
 	return st, req, true
+}
+
+// useState uses st up, after the provider redeemed the code it came back
+// with, so that each entry in the set stands for a finished sign-in. It
+// answers the request itself when st was used already (two callbacks raced
+// with one code), or when the set is full.
+func (s *Server) useState(w http.ResponseWriter, r *http.Request, st upstreamState) bool {
+	fresh, err := s.states.use(st.ID, unix(st.Expires).Add(time.Second), s.now())
+	switch {
+	case err != nil:
+		s.log.Warn().Err(err).Msg("upstream sign-in refused")
+		s.messagePage(w, r, http.StatusServiceUnavailable, "Too many sign-ins at once", "Try again in a few minutes.")
+		return false
+	case !fresh:
+		s.alreadyUsedPage(w, r)
+		return false
+	}
+	return true
+}
+
+func (s *Server) alreadyUsedPage(w http.ResponseWriter, r *http.Request) {
+	s.messagePage(w, r, http.StatusBadRequest, "This sign-in was already used", "Go back to the app and connect again.")
 }
 
 func (s *Server) upstreamContext(r *http.Request) (context.Context, context.CancelFunc) {
@@ -234,43 +259,57 @@ func (s *Server) githubCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.upstreamContext(r)
 	defer cancel()
-	login, err := s.githubLogin(ctx, st, r.URL.Query().Get("code"))
+	user, err := s.githubUser(ctx, st, r.URL.Query().Get("code"))
 	if err != nil {
 		s.log.Warn().Err(err).Msg("GitHub sign-in failed")
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with GitHub failed", "Go back to the app and connect again.")
 		return
 	}
-	// GitHub logins are case-insensitive; identities are lower case.
-	s.signedIn(w, r, req, "github:"+strings.ToLower(login))
+	if !s.useState(w, r, st) {
+		return
+	}
+	// GitHub logins are case-insensitive; identities are lower case. The
+	// login may pass to someone else after a rename; the id never does.
+	s.signedIn(w, r, req, "github:"+strings.ToLower(user.Login), "github:id:"+strconv.FormatInt(user.ID, 10))
 }
 
-func (s *Server) githubLogin(ctx context.Context, st upstreamState, code string) (string, error) {
+// githubAccount is what GitHub's /user says about who signed in.
+type githubAccount struct {
+	Login string `json:"login"`
+	ID    int64  `json:"id"`
+}
+
+// githubUser redeems the code and asks GitHub who signed in.
+func (s *Server) githubUser(ctx context.Context, st upstreamState, code string) (githubAccount, error) {
+	var user githubAccount
 	cfg := s.github.config
 	cfg.RedirectURL = s.endpoint("/callback/github")
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
-		return "", fmt.Errorf("%w: exchanging the code: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: exchanging the code: %w", errUpstream, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.github.userURL, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: %w", errUpstream, err)
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	resp, err := cfg.Client(ctx, tok).Do(req)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the user: %w", errUpstream, err)
+		return user, fmt.Errorf("%w: reading the user: %w", errUpstream, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%w: reading the user: %s", errUpstream, resp.Status)
+		return user, fmt.Errorf("%w: reading the user: %s", errUpstream, resp.Status)
 	}
-	var user struct {
-		Login string `json:"login"`
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&user); err != nil {
+		return user, fmt.Errorf("%w: reading the user: %w", errUpstream, err)
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&user); err != nil || user.Login == "" {
-		return "", fmt.Errorf("%w: the user has no login", errUpstream)
+	// A login never holds a colon; one that did could pass for the
+	// github:id: form.
+	if user.Login == "" || strings.Contains(user.Login, ":") || user.ID <= 0 {
+		return user, fmt.Errorf("%w: the user has no login or id", errUpstream)
 	}
-	return user.Login, nil
+	return user, nil
 }
 
 func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
@@ -290,7 +329,10 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		s.messagePage(w, r, http.StatusBadGateway, "Sign-in with "+s.oidc.label()+" failed", "Go back to the app and connect again.")
 		return
 	}
-	s.signedIn(w, r, req, s.oidc.prefix()+email)
+	if !s.useState(w, r, st) {
+		return
+	}
+	s.signedIn(w, r, req, s.oidc.prefix()+email, "")
 }
 
 // oidcEmail redeems the code and returns the verified email of the ID token.

@@ -83,15 +83,21 @@ func (cb *callback) close() {
 	<-cb.served
 }
 
-// wait returns what the browser brings back for authURL.
-func (cb *callback) wait(ctx context.Context, authURL string) (*auth.AuthorizationResult, error) {
+// expect makes the callback take the answer to authURL. It comes before
+// the browser is sent there, which may answer at once.
+func (cb *callback) expect(authURL string) error {
 	u, err := url.Parse(authURL)
 	if err != nil {
-		return nil, fmt.Errorf("authorization URL: %w", err)
+		return fmt.Errorf("authorization URL: %w", err)
 	}
 	cb.mu.Lock()
 	cb.state = u.Query().Get("state")
 	cb.mu.Unlock()
+	return nil
+}
+
+// wait returns what the browser brings back for the URL expect was given.
+func (cb *callback) wait(ctx context.Context) (*auth.AuthorizationResult, error) {
 	select {
 	case r := <-cb.result:
 		return r.res, r.err

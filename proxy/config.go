@@ -32,6 +32,7 @@ type Config struct {
 	// (an https URL), for servers that take no dynamic registration.
 	ClientID          string `env:"PROXY_CLIENT_ID" flag:"client-id" help:"OAuth client id registered ahead of time"`
 	ClientSecret      string `env:"PROXY_CLIENT_SECRET" flag:"client-secret" help:"its client secret, if any"`
+	ClientIssuer      string `env:"PROXY_CLIENT_ISSUER" flag:"client-issuer" help:"the authorization server (issuer) the client is registered at; it is used there only (default: with a secret, the remote's own origin)"`
 	ClientMetadataURL string `env:"PROXY_CLIENT_METADATA_URL" flag:"client-metadata-url" help:"https URL of a client ID metadata document"`
 	// Browser is $BROWSER: the usual way, outside mcpwrap's own settings,
 	// to name the browser that opens the sign-in page.
@@ -88,6 +89,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
 		return cfg, fmt.Errorf("%w: --client-secret needs --client-id", config.ErrUsage)
+	}
+	if cfg.ClientIssuer != "" {
+		if u, err := url.Parse(cfg.ClientIssuer); cfg.ClientID == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cfg, fmt.Errorf("%w: --client-issuer needs --client-id and must be an http(s) URL", config.ErrUsage)
+		}
 	}
 	if u, err := url.Parse(cfg.ClientMetadataURL); cfg.ClientMetadataURL != "" && (err != nil || u.Scheme != "https" || u.Host == "" || u.Path == "" || u.Path == "/") {
 		return cfg, fmt.Errorf("%w: --client-metadata-url must be an https URL with a path", config.ErrUsage)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +52,10 @@ func TestConformanceDriver(t *testing.T) {
 		}
 	}
 	if scenario.ClientID != "" {
-		args = append(args, "--client-id", scenario.ClientID, "--client-secret", scenario.ClientSecret)
+		// A user who was given a client knows where it is registered; the
+		// scenario says so only through the remote's metadata.
+		args = append(args, "--client-id", scenario.ClientID, "--client-secret", scenario.ClientSecret,
+			"--client-issuer", scenarioIssuer(t, flag.Arg(0)))
 	}
 	cmd := exec.Command(shim, append(args, flag.Arg(0))...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"),
@@ -74,6 +79,32 @@ func TestConformanceDriver(t *testing.T) {
 			t.Errorf("call %s: %v", tool.Name, err)
 		}
 	}
+}
+
+// scenarioIssuer is the authorization server the remote's protected
+// resource metadata names, at either well-known place.
+func scenarioIssuer(t *testing.T, remote string) string {
+	t.Helper()
+	u, err := url.Parse(remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/.well-known/oauth-protected-resource" + u.Path, "/.well-known/oauth-protected-resource"} {
+		resp, err := http.Get(u.Scheme + "://" + u.Host + p)
+		if err != nil {
+			continue
+		}
+		var prm struct {
+			AuthorizationServers []string `json:"authorization_servers"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&prm)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK && len(prm.AuthorizationServers) > 0 {
+			return prm.AuthorizationServers[0]
+		}
+	}
+	t.Fatalf("no protected resource metadata names an authorization server for %s", remote)
+	return ""
 }
 
 // conformanceEnv turns on TestConformanceClientAuth, which needs Node and

@@ -21,6 +21,7 @@
 //	-                    BROWSER                    (none)   the browser command; it gets the URL as its argument (%s stands for it if present)
 //	--client-id          MCPWRAP_PROXY_CLIENT_ID    (none)   an OAuth client registered ahead of time, for servers without dynamic registration
 //	--client-secret      MCPWRAP_PROXY_CLIENT_SECRET (none)  … its secret, if it has one
+//	--client-issuer      MCPWRAP_PROXY_CLIENT_ISSUER (none)  … the authorization server it is registered at: it is used with no other; without this, a client with a secret is used only with a server on the remote's own origin
 //	--client-metadata-url MCPWRAP_PROXY_CLIENT_METADATA_URL (none) https URL of a client ID metadata document, used where the server takes them
 //
 // A flag wins over its variable; a token beats a token file from the same

@@ -68,7 +68,7 @@ func newOAuth(cfg Config, getenv func(string) string, stderr io.Writer, s *shim)
 		redact: s.redact,
 		open:   browserOpener(cfg.Browser, cfg.NoBrowser, stderr, s.log),
 		wait:   cfg.RetryFor,
-		own:    preregistered{ClientID: cfg.ClientID, Secret: cfg.ClientSecret, MetadataURL: cfg.ClientMetadataURL},
+		own:    preregistered{ClientID: cfg.ClientID, Secret: cfg.ClientSecret, Issuer: cfg.ClientIssuer, MetadataURL: cfg.ClientMetadataURL},
 		base:   context.Background(),
 		wg:     &s.wg,
 	}

@@ -267,6 +267,11 @@ func TestOAuthSignInOnceThenRefresh(t *testing.T) {
 	if runs := w.browserRuns(); len(runs) != 1 {
 		t.Fatalf("browser runs = %q after a refresh, want still one", runs)
 	}
+	// The refresh names the remote (RFC 8707), as the sign-in did, so the
+	// new token is for it.
+	if got := w.as.refreshResources(); len(got) != 1 || got[0] != w.as.resource() {
+		t.Errorf("refresh requests named resources %q, want %q", got, w.as.resource())
+	}
 	cs.Close()
 
 	// The refresh token runs out too: one sign-in, with a new registration,

@@ -222,31 +222,28 @@ func TestCallback(t *testing.T) {
 		code string
 		err  error
 	}
+	if err := cb.expect("http://as.example/authorize?state=right-state"); err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan result, 1)
 	go func() {
-		res, err := cb.wait(ctx, "http://as.example/authorize?state=right-state")
+		res, err := cb.wait(ctx)
 		if err != nil {
 			got <- result{err: err}
 			return
 		}
 		got <- result{code: res.Code}
 	}()
+	// The browser may come back before wait runs: expect is enough.
 	get := func(q string) (int, string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get(cb.redirectURI + "?" + q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			// Until wait has read the state, every request is stale.
-			if resp.StatusCode != http.StatusBadRequest || strings.Contains(q, "wrong") || time.Now().After(deadline) {
-				return resp.StatusCode, string(b)
-			}
-			time.Sleep(10 * time.Millisecond)
+		resp, err := http.Get(cb.redirectURI + "?" + q)
+		if err != nil {
+			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
 	}
 	// A stale tab does not end the sign-in.
 	if status, _ := get("state=wrong&code=nope"); status != http.StatusBadRequest {
@@ -279,15 +276,15 @@ func TestCallbackRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.close()
-	cb.mu.Lock()
-	cb.state = "s"
-	cb.mu.Unlock()
+	if err := cb.expect("http://as.example/authorize?state=s"); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(cb.redirectURI + "?state=s&error=access_denied&error_description=no%0Athanks")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	_, err = cb.wait(t.Context(), "http://as.example/authorize?state=s")
+	_, err = cb.wait(t.Context())
 	if !errors.Is(err, errAuthorizationRefused) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("wait = %v, want errAuthorizationRefused on one line", err)
 	}
@@ -370,8 +367,8 @@ func TestConfigOAuthFlags(t *testing.T) {
 
 func TestConfigClientFlags(t *testing.T) {
 	none := func(string) string { return "" }
-	cfg, err := parseConfig([]string{"--client-id", "c", "--client-secret", "s3cret-value", "--client-metadata-url", "https://app.example/client.json", "https://h.example/mcp"}, none, io.Discard)
-	if err != nil || cfg.ClientID != "c" || cfg.ClientSecret != "s3cret-value" || cfg.ClientMetadataURL != "https://app.example/client.json" {
+	cfg, err := parseConfig([]string{"--client-id", "c", "--client-secret", "s3cret-value", "--client-issuer", "https://auth.example", "--client-metadata-url", "https://app.example/client.json", "https://h.example/mcp"}, none, io.Discard)
+	if err != nil || cfg.ClientID != "c" || cfg.ClientSecret != "s3cret-value" || cfg.ClientIssuer != "https://auth.example" || cfg.ClientMetadataURL != "https://app.example/client.json" {
 		t.Fatalf("client flags: %+v, %v", cfg, err)
 	}
 	if got := newRedactor(cfg).Replace("s3cret-value"); got != "[redacted]" {
@@ -379,6 +376,8 @@ func TestConfigClientFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--client-secret", "s", "https://h.example/mcp"},
+		{"--client-issuer", "https://auth.example", "https://h.example/mcp"},
+		{"--client-id", "c", "--client-issuer", "auth.example", "https://h.example/mcp"},
 		{"--client-metadata-url", "http://app.example/client.json", "https://h.example/mcp"},
 		{"--client-metadata-url", "https://app.example/", "https://h.example/mcp"},
 	} {

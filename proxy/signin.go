@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -77,6 +79,34 @@ type oauth struct {
 // of a client ID metadata document.
 type preregistered struct {
 	ClientID, Secret, MetadataURL string
+	// Issuer is the authorization server the client is registered at
+	// (--client-issuer); the client is used with no other.
+	Issuer string
+}
+
+// errClientIssuer is a remote that sends the shim to an authorization
+// server its own client (and secret) is not registered at.
+var errClientIssuer = errors.New("the pre-registered client is not for this authorization server")
+
+// allows reports whether the client may be used with issuer, the
+// authorization server remote sent the shim to: the one named with it, or
+// without a name, any for a client without a secret and for one with a
+// secret only a server on the remote's own origin — a remote must not be
+// able to send the secret wherever it likes.
+func (p preregistered) allows(issuer string, remote *url.URL) error {
+	switch {
+	case p.Issuer != "":
+		if strings.TrimSuffix(p.Issuer, "/") == strings.TrimSuffix(issuer, "/") {
+			return nil
+		}
+		return fmt.Errorf("%w: the remote sent the shim to %s; --client-id is registered at %s (--client-issuer)", errClientIssuer, issuer, p.Issuer)
+	case p.Secret != "":
+		if u, err := url.Parse(issuer); err == nil && sameOrigin(u, remote) {
+			return nil
+		}
+		return fmt.Errorf("%w: the remote sent the shim to %s, not on its own origin; a --client-secret goes only to the authorization server named with --client-issuer, or without one to the remote's origin", errClientIssuer, issuer)
+	}
+	return nil
 }
 
 // attempt is one sign-in in the browser, shared by every request that
@@ -157,11 +187,21 @@ func (o *oauth) refresh(ctx context.Context, stale string) (string, error) {
 		if g.RefreshToken == "" {
 			return false, errSignIn
 		}
-		cctx := context.WithValue(ctx, oauth2.HTTPClient, o.client)
+		if o.own.Secret != "" && subtle.ConstantTimeCompare([]byte(g.ClientSecret), []byte(o.own.Secret)) == 1 {
+			if err := o.own.allows(g.Issuer, o.remote); err != nil {
+				// Kept by a sign-in from before the client was bound to
+				// its server: the secret does not go there again.
+				o.log.Warn().Err(err).Msg("not refreshing with the client secret; signing in again")
+				delete(r.Grants, r.Current)
+				return true, errSignIn
+			}
+		}
+		cctx := context.WithValue(ctx, oauth2.HTTPClient, withResource(o.client, g.TokenURL, g.Resource))
 		tok, err := g.config().TokenSource(cctx, &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
 		var re *oauth2.RetrieveError
 		switch {
-		case errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client"):
+		case errors.As(err, &re) && (re.ErrorCode == "invalid_grant" || re.ErrorCode == "invalid_client" ||
+			re.ErrorCode == "unauthorized_client" || re.ErrorCode == "invalid_target"):
 			// The registration goes with the tokens. invalid_grant does not
 			// prove the server still knows the client: a server may look
 			// at the refresh token first (mcpwrap's own does, and after a
@@ -294,6 +334,11 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 		// business (loopback ports are free to vary, RFC 8252 7.3).
 		reg = nil
 	}
+	if o.own.ClientID != "" {
+		if err := o.own.allows(issuer, o.remote); err != nil {
+			return err
+		}
+	}
 	var reuse string
 	if reg != nil && reg.ClientID != "" {
 		reuse = reg.RedirectURI
@@ -310,8 +355,9 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	defer cb.close()
 
 	var got struct {
-		cfg *oauth2.Config
-		tok *oauth2.Token
+		cfg      *oauth2.Config
+		tok      *oauth2.Token
+		resource string // the resource indicator the sign-in named
 	}
 	hc := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL:         cb.redirectURI,
@@ -321,8 +367,14 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 			o.mu.Lock()
 			a.authURL = args.URL
 			o.mu.Unlock()
+			if u, err := url.Parse(args.URL); err == nil {
+				got.resource = u.Query().Get("resource")
+			}
+			if err := cb.expect(args.URL); err != nil {
+				return nil, err
+			}
 			o.open(args.URL)
-			return cb.wait(ctx, args.URL)
+			return cb.wait(ctx)
 		},
 		NewTokenSource: func(_ context.Context, c *oauth2.Config, tok *oauth2.Token) (oauth2.TokenSource, error) {
 			got.cfg, got.tok = c, tok
@@ -339,7 +391,9 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	}
 	if reg != nil && reg.ClientID != "" {
 		creds := &oauthex.ClientCredentials{ClientID: reg.ClientID}
-		if reg.Issuer != "" {
+		if reg.Issuer != "" || o.own.ClientID != "" {
+			// The SDK finds the server again; this makes it refuse one
+			// other than the server checked above.
 			creds.Issuer = issuer
 		}
 		if reg.ClientSecret != "" {
@@ -393,9 +447,12 @@ func (o *oauth) signIn(ctx context.Context, status int, header http.Header, a *a
 	if got.tok == nil {
 		return errors.New("sign-in: the authorization server gave no token")
 	}
+	if got.resource == "" {
+		got.resource = o.remote.String()
+	}
 	g := &grant{
 		Issuer:       issuer,
-		Resource:     o.remote.String(),
+		Resource:     got.resource,
 		AuthURL:      got.cfg.Endpoint.AuthURL,
 		TokenURL:     got.cfg.Endpoint.TokenURL,
 		ClientID:     got.cfg.ClientID,
@@ -458,4 +515,48 @@ func (o *oauth) discover(ctx context.Context, challenges []oauthex.Challenge) (s
 		issuer = asm.Issuer
 	}
 	return issuer, nil
+}
+
+// withResource is c, with the resource indicator (RFC 8707) added to the
+// form of every POST to tokenURL: x/oauth2 sends none with a refresh, and
+// without it an authorization server may issue a token for another
+// audience than the remote, or refuse.
+func withResource(c *http.Client, tokenURL, resource string) *http.Client {
+	if resource == "" {
+		return c
+	}
+	out := *c
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	out.Transport = &resourceParam{next: next, tokenURL: tokenURL, resource: resource}
+	return &out
+}
+
+type resourceParam struct {
+	next               http.RoundTripper
+	tokenURL, resource string
+}
+
+func (p *resourceParam) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil || req.URL.String() != p.tokenURL {
+		return p.next.RoundTrip(req)
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	form.Set("resource", p.resource)
+	body := form.Encode()
+	out := req.Clone(req.Context())
+	out.Body = io.NopCloser(strings.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	return p.next.RoundTrip(out)
 }

@@ -42,6 +42,7 @@ type standInAS struct {
 	secrets    []string // every token and code issued, to look for in logs
 	signIns    int      // codes exchanged
 	refreshes  int      // refresh tokens exchanged
+	refreshFor []string // the resource parameter of each refresh request
 	registered int
 	refusals   int  // 401s on /mcp
 	rejectAll  bool // refuse every token on /mcp
@@ -139,6 +140,14 @@ func (as *standInAS) counts() (signIns, refreshes, registered int) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	return as.signIns, as.refreshes, as.registered
+}
+
+// refreshResources returns the resource parameter (RFC 8707) each refresh
+// request named, "" where it named none.
+func (as *standInAS) refreshResources() []string {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return slices.Clone(as.refreshFor)
 }
 
 // issued returns every token and code handed out.
@@ -335,6 +344,7 @@ func (as *standInAS) token(w http.ResponseWriter, r *http.Request) {
 		tok.used = true
 		as.refresh[rt] = tok
 		as.refreshes++
+		as.refreshFor = append(as.refreshFor, r.PostFormValue("resource"))
 		as.issue(w, id)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
