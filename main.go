@@ -191,15 +191,21 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Start:        startStateless,
 		Era:          cfg.ChildEra,
 		MaxChildren:  cfg.StatelessMax,
+		MaxPerTenant: cfg.TenantChildren,
 		IdleTimeout:  cfg.StatelessIdle,
 		QueueTimeout: cfg.StatelessQueue,
 		StateTTL:     cfg.InputTimeout,
 		Secret:       cfg.AuthSecret,
 		MachineID:    cfg.MachineID,
+		Observer:     stats,
 	}, log)
 	if err != nil {
 		return err
 	}
+	stats.WatchStateless(func() metrics.StatelessChildren {
+		c := stateless.Census()
+		return metrics.StatelessChildren{Era: c.Era, Starting: c.Starting, Idle: c.Idle, Busy: c.Busy, Parked: c.Parked, Waiting: c.Waiting}
+	})
 	handler := wrap.New(wrap.Options{
 		Path:              cfg.Path,
 		SSEPath:           cfg.SSEPath,

@@ -54,6 +54,7 @@ type Options struct {
 	ChildOptions child.Options
 	Era          string        // auto, legacy or modern
 	MaxChildren  int           // children at once across every pool
+	MaxPerTenant int           // children of one tenant at once, across its pools (0: MaxChildren)
 	IdleTimeout  time.Duration // stop a child free for this long (0: never)
 	QueueTimeout time.Duration // wait this long for a free child, then ErrBusy (0: as long as the client)
 	StateTTL     time.Duration // how long a parked call waits for the client's retry
@@ -61,6 +62,27 @@ type Options struct {
 	ProbeTimeout time.Duration // wait this long for the era probe's answer; silence means legacy (0: 5s)
 	Secret       string        // keys requestState (HKDF); "" draws a key per boot
 	MachineID    string        // this instance, named in requestState (FLY_MACHINE_ID)
+	Observer     Observer      // optional
+}
+
+// The limits a request can be refused at, as Observer.StatelessRefused
+// names them.
+const (
+	LimitTenant = "tenant" // Options.MaxPerTenant
+	LimitTotal  = "total"  // Options.MaxChildren
+)
+
+// Observer hears of what the bridge does (metrics). Its methods are called
+// without the bridge's locks held, and must not block.
+type Observer interface {
+	// StatelessServed counts a request the bridge answered, by the era of
+	// the children that served it (legacy or modern) and the tenant.
+	StatelessServed(era, owner string)
+	// StatelessRefused counts a request refused after waiting the queue
+	// timeout for a child, and the limit that was in the way.
+	StatelessRefused(owner, limit string)
+	// StatelessExpired counts a parked call whose client never came back.
+	StatelessExpired(owner string)
 }
 
 // Request is one stateless-era request, validated by the HTTP side.
@@ -89,8 +111,10 @@ type Bridge struct {
 
 	mu       sync.Mutex // guards the fields below
 	pools    map[poolKey]*pool
-	children int           // started or starting, across pools
-	changed  chan struct{} // closed and replaced when a child comes free or goes
+	children int            // started or starting, across pools
+	byTenant map[string]int // the same by tenant, so one tenant cannot take them all
+	waiting  int            // requests waiting for a child to come free
+	changed  chan struct{}  // closed and replaced when a child comes free or goes
 	closed   bool
 	info     *initInfo // what the last initialized child said of itself
 	inFlight int       // requests being served, listen streams aside
@@ -105,6 +129,9 @@ type Bridge struct {
 func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 	if opts.MaxChildren <= 0 {
 		opts.MaxChildren = 100
+	}
+	if opts.MaxPerTenant <= 0 || opts.MaxPerTenant > opts.MaxChildren {
+		opts.MaxPerTenant = opts.MaxChildren
 	}
 	if opts.StateTTL <= 0 {
 		opts.StateTTL = 10 * time.Minute
@@ -128,6 +155,7 @@ func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 		hub:      newHub(),
 		parked:   newParking(),
 		pools:    map[poolKey]*pool{},
+		byTenant: map[string]int{},
 		changed:  make(chan struct{}),
 		stop:     make(chan struct{}),
 		lastBusy: time.Now(),
@@ -144,9 +172,32 @@ func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 	return b, nil
 }
 
+func (e era) String() string {
+	switch e {
+	case eraLegacy:
+		return EraLegacy
+	case eraModern:
+		return EraModern
+	}
+	return "unknown"
+}
+
 func (b *Bridge) era() era       { return era(b.eraV.Load()) }
 func (b *Bridge) setEra(e era)   { b.eraV.Store(int32(e)) }
 func (b *Bridge) isModern() bool { return b.era() == eraModern }
+
+// untallyLocked forgets one child of tenant that ended or never started.
+func (b *Bridge) untallyLocked(tenant string) {
+	if b.byTenant[tenant]--; b.byTenant[tenant] <= 0 {
+		delete(b.byTenant, tenant)
+	}
+}
+
+func (b *Bridge) refused(tenant, limit string) {
+	if b.opts.Observer != nil {
+		b.opts.Observer.StatelessRefused(tenant, limit)
+	}
+}
 
 func (b *Bridge) signalLocked() {
 	close(b.changed)
@@ -184,6 +235,9 @@ func (b *Bridge) reap(now time.Time) {
 	for _, c := range b.parked.expired(now) {
 		c.log().Info().Msg("the client never came back for a parked call; ending it")
 		b.abandon(c, "the client did not answer in time")
+		if b.opts.Observer != nil {
+			b.opts.Observer.StatelessExpired(c.tenant)
+		}
 	}
 	if b.opts.IdleTimeout <= 0 {
 		return
@@ -222,6 +276,41 @@ func (b *Bridge) Stats() (children, held int) {
 		}
 	}
 	return b.children, held
+}
+
+// Census is what the bridge's children are doing now, for metrics.
+type Census struct {
+	Era      string // legacy, modern, or unknown before the first child said
+	Starting int    // being started and made ready
+	Idle     int    // free
+	Busy     int    // held by a call, or (a modern child) serving requests
+	Parked   int    // held by a call waiting for its client's input
+	Waiting  int    // requests waiting for a child to come free
+}
+
+// Census counts the children by what they are doing now.
+func (b *Bridge) Census() Census {
+	parked := b.parked.conns()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := Census{Era: b.era().String(), Waiting: b.waiting, Starting: b.children}
+	for _, p := range b.pools {
+		for _, k := range p.conns {
+			c.Starting--
+			k.mu.Lock()
+			inFlight := len(k.calls)
+			k.mu.Unlock()
+			switch {
+			case parked[k]:
+				c.Parked++
+			case k.busy || inFlight > 0:
+				c.Busy++
+			default:
+				c.Idle++
+			}
+		}
+	}
+	return c
 }
 
 // IdleFor is how long no request has been served and no call has been
@@ -277,6 +366,14 @@ func (b *Bridge) Close(ctx context.Context) error {
 // or the context's when the client left). Notifications that belong to the
 // request go to sink while it runs.
 func (b *Bridge) Serve(ctx context.Context, req Request, sink Sink) ([]byte, error) {
+	resp, err := b.serve(ctx, req, sink)
+	if err == nil && b.opts.Observer != nil {
+		b.opts.Observer.StatelessServed(b.era().String(), req.Tenant)
+	}
+	return resp, err
+}
+
+func (b *Bridge) serve(ctx context.Context, req Request, sink Sink) ([]byte, error) {
 	if req.Msg.Method != "subscriptions/listen" {
 		b.mu.Lock()
 		b.inFlight++

@@ -39,4 +39,14 @@
 // (kept per environment, so per tenant, since a child's environment is fixed
 // when it starts), and the pool makes it ready like any other; MaxChildren
 // counts it once taken.
+//
+// Two limits bound the children: MaxChildren across every pool, and
+// MaxPerTenant across one tenant's pools, so that one tenant's calls, held
+// or parked, cannot take every child from the others. A child counts from
+// the moment it is being started until it ends, whatever it does. A request
+// that finds no free child and no room under either limit first stops an
+// idle child it may replace (one of another pool, or of the tenant's own
+// other pools when the tenant's limit is in the way), then waits for one to
+// come free, for at most QueueTimeout, and is refused with ErrBusy (or
+// ErrTenantBusy, which is an ErrBusy) after that.
 package bridge

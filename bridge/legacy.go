@@ -482,6 +482,17 @@ func (p *parking) put(c *call) {
 	p.mu.Unlock()
 }
 
+// conns are the children parked calls hold.
+func (p *parking) conns() map[*conn]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[*conn]bool, len(p.calls))
+	for _, c := range p.calls {
+		out[c.k] = true
+	}
+	return out
+}
+
 func (p *parking) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

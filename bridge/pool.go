@@ -15,6 +15,17 @@ import (
 // ErrBusy is returned when no child became free within the queue timeout.
 var ErrBusy = errors.New("every child is busy")
 
+// ErrTenantBusy is the ErrBusy of a request whose tenant holds every child
+// it may (Options.MaxPerTenant), while other tenants may still have room.
+// errors.Is(ErrTenantBusy, ErrBusy) holds, so the HTTP side answers both
+// alike.
+var ErrTenantBusy error = tenantBusy{}
+
+type tenantBusy struct{}
+
+func (tenantBusy) Error() string        { return "every child this tenant may have is busy" }
+func (tenantBusy) Is(target error) bool { return target == ErrBusy }
+
 // ErrClosed is returned once the bridge is shutting down.
 var ErrClosed = errors.New("the bridge is shutting down")
 
@@ -53,8 +64,10 @@ func (b *Bridge) getPool(key poolKey, env []string, caps json.RawMessage) *pool 
 
 // acquire returns a child of p for a call of its own (exclusive) or to
 // share (a modern child, or a legacy one for a list). It starts a child when
-// none fits and the limit allows; otherwise it waits for one to come free,
-// up to the queue timeout when queue is set (server/discover never queues).
+// none fits and the limits allow, both the total and the tenant's own;
+// otherwise it waits for one to come free, up to the queue timeout when
+// queue is set (server/discover never queues), and is refused with ErrBusy,
+// or ErrTenantBusy when the tenant's limit was the one in the way.
 func (p *pool) acquire(ctx context.Context, exclusive, queue bool) (*conn, error) {
 	b := p.b
 	var timeout <-chan time.Time
@@ -63,6 +76,15 @@ func (p *pool) acquire(ctx context.Context, exclusive, queue bool) (*conn, error
 		defer t.Stop()
 		timeout = t.C
 	}
+	waiting := false
+	defer func() {
+		if waiting {
+			b.mu.Lock()
+			b.waiting--
+			b.mu.Unlock()
+		}
+	}()
+	tenant := p.key.tenant
 	for {
 		b.mu.Lock()
 		if b.closed {
@@ -73,13 +95,17 @@ func (p *pool) acquire(ctx context.Context, exclusive, queue bool) (*conn, error
 			b.mu.Unlock()
 			return k, nil
 		}
-		if b.children < b.opts.MaxChildren {
-			b.children++ // reserved for the child started below
+		tenantFull := b.byTenant[tenant] >= b.opts.MaxPerTenant
+		if b.children < b.opts.MaxChildren && !tenantFull {
+			// Reserved for the child started below.
+			b.children++
+			b.byTenant[tenant]++
 			b.mu.Unlock()
 			k, err := p.start(ctx)
 			b.mu.Lock()
 			if err != nil {
 				b.children--
+				b.untallyLocked(tenant)
 				b.signalLocked()
 				b.mu.Unlock()
 				return nil, err
@@ -102,15 +128,24 @@ func (p *pool) acquire(ctx context.Context, exclusive, queue bool) (*conn, error
 				return k, nil
 			}
 		}
-		if p.reclaimLocked() {
+		if p.reclaimLocked(tenantFull) {
 			b.mu.Unlock()
 			continue
+		}
+		if !waiting {
+			waiting = true
+			b.waiting++
 		}
 		changed := b.changed
 		b.mu.Unlock()
 		select {
 		case <-changed:
 		case <-timeout:
+			if tenantFull {
+				b.refused(tenant, LimitTenant)
+				return nil, ErrTenantBusy
+			}
+			b.refused(tenant, LimitTotal)
 			return nil, ErrBusy
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -146,12 +181,14 @@ func (p *pool) anyLocked() *conn {
 	return p.conns[0]
 }
 
-// reclaimLocked stops an idle child of another pool to make room, when the
-// limit is reached: a free child elsewhere must not starve this pool.
-func (p *pool) reclaimLocked() bool {
+// reclaimLocked stops an idle child of another pool to make room, when a
+// limit is reached: a free child elsewhere must not starve this pool. When
+// the tenant's own limit is in the way, only the tenant's other pools can
+// give one back; otherwise any other pool can.
+func (p *pool) reclaimLocked(ownTenant bool) bool {
 	var oldest *conn
 	for _, q := range p.b.pools {
-		if q == p {
+		if q == p || ownTenant && q.key.tenant != p.key.tenant {
 			continue
 		}
 		for _, k := range q.conns {
@@ -195,6 +232,7 @@ func (p *pool) dropLocked(k *conn) {
 	if i := slices.Index(p.conns, k); i >= 0 {
 		p.conns = slices.Delete(p.conns, i, i+1)
 		p.b.children--
+		p.b.untallyLocked(p.key.tenant)
 		p.b.signalLocked()
 	}
 }

@@ -33,7 +33,7 @@ func (b *Bridge) ToolSchema(ctx context.Context, req Request, name string) (json
 		if err != nil {
 			return nil, err
 		}
-		out, err := b.Serve(ctx, Request{Tenant: req.Tenant, Env: req.Env, Subject: req.Subject, Msg: msg}, func([]byte) error { return nil })
+		out, err := b.serve(ctx, Request{Tenant: req.Tenant, Env: req.Env, Subject: req.Subject, Msg: msg}, func([]byte) error { return nil })
 		if err != nil {
 			return nil, err
 		}

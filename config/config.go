@@ -63,6 +63,7 @@
 //	MCPWRAP_AUTH_OIDC_NAME          (none)             … the sign-in button's label, e.g. Google
 //	MCPWRAP_CHILD_ERA               auto               protocol era of the wrapped server: auto (probe once), legacy or modern
 //	MCPWRAP_STATELESS_MAX_CHILDREN  100                children serving protocol 2026-07-28 requests, across tenants
+//	MCPWRAP_STATELESS_MAX_CHILDREN_PER_TENANT  0 (auto)  the same for one tenant, held or parked ones too; auto: all with one tenant, half with several
 //	MCPWRAP_STATELESS_IDLE_TIMEOUT  5m                 stop such a child after it was free this long (0: never)
 //	MCPWRAP_STATELESS_QUEUE_TIMEOUT 30s                wait this long for a free child, then 503 with Retry-After (0: as long as the client)
 //	MCPWRAP_INPUT_TIMEOUT           10m                how long a call waiting for the client's input keeps its child
@@ -149,6 +150,7 @@ type Config struct {
 	ConnIdle       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m" help:"close a keep-alive connection idle this long"`
 	ChildEra       string        `env:"CHILD_ERA" envDefault:"auto" help:"protocol era of the wrapped server: auto, legacy or modern"`
 	StatelessMax   int           `env:"STATELESS_MAX_CHILDREN" envDefault:"100" help:"children serving protocol 2026-07-28 requests, across tenants"`
+	TenantChildren int           `env:"STATELESS_MAX_CHILDREN_PER_TENANT" envDefault:"0" help:"children serving one tenant's protocol 2026-07-28 requests (0: all of them with one tenant, half with several)"`
 	StatelessIdle  time.Duration `env:"STATELESS_IDLE_TIMEOUT" envDefault:"5m" help:"stop a stateless-era child after it was free this long (0 never)"`
 	StatelessQueue time.Duration `env:"STATELESS_QUEUE_TIMEOUT" envDefault:"30s" help:"wait this long for a free child, then 503 (0: as long as the client)"`
 	InputTimeout   time.Duration `env:"INPUT_TIMEOUT" envDefault:"10m" help:"how long a call waiting for the client's input keeps its child"`
@@ -245,6 +247,14 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		}
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.TenantChildren == 0 {
+		// One tenant may have every child; among several, none may take
+		// more than half, so that another always finds room.
+		cfg.TenantChildren = cfg.StatelessMax
+		if len(cfg.Tenants) > 1 {
+			cfg.TenantChildren = max(1, cfg.StatelessMax/2)
+		}
+	}
 	return cfg, cfg.validate()
 }
 
@@ -287,6 +297,9 @@ func (c Config) validate() error {
 	}
 	if c.StatelessMax < 1 || c.StatelessIdle < 0 || c.StatelessQueue < 0 || c.InputTimeout <= 0 {
 		return fmt.Errorf("%w: MCPWRAP_STATELESS_MAX_CHILDREN and MCPWRAP_INPUT_TIMEOUT must be positive, the stateless timeouts not negative", ErrUsage)
+	}
+	if c.TenantChildren < 1 || c.TenantChildren > c.StatelessMax {
+		return fmt.Errorf("%w: MCPWRAP_STATELESS_MAX_CHILDREN_PER_TENANT (%d) must not be negative nor exceed MCPWRAP_STATELESS_MAX_CHILDREN (%d)", ErrUsage, c.TenantChildren, c.StatelessMax)
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tenants {

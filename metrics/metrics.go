@@ -1,5 +1,5 @@
 // Package metrics counts what mcpwrap does — sessions, child exits,
-// requests, bytes — and writes it in the Prometheus text format. It has no
+// requests, bytes, the children serving protocol 2026-07-28 — and writes it in the Prometheus text format. It has no
 // dependencies: a handful of counters and histograms do not need a client
 // library.
 package metrics
@@ -30,6 +30,22 @@ type Metrics struct {
 	requestSeconds  *histogramVec
 	bytesIn         atomic.Uint64
 	bytesOut        atomic.Uint64
+
+	stateless        atomic.Pointer[func() StatelessChildren] // read when written out
+	statelessServed  *counterVec                              // era, owner
+	statelessRefused *counterVec                              // owner, limit
+	statelessExpired *counterVec                              // owner
+}
+
+// StatelessChildren is what the children serving protocol 2026-07-28
+// requests do now.
+type StatelessChildren struct {
+	Era      string // the wrapped server's: legacy, modern, or unknown until a child said
+	Starting int    // being started and made ready
+	Idle     int    // free
+	Busy     int    // held by a call, or serving requests
+	Parked   int    // held by a call that waits for its client's input
+	Waiting  int    // requests waiting for a child to come free
 }
 
 // New makes the metrics; open reports the live session count.
@@ -42,8 +58,30 @@ func New(open func() int) *Metrics {
 		childExits:      newCounterVec("status"),
 		requests:        newCounterVec("method", "owner", "code"),
 		requestSeconds:  newHistogramVec([]float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120}, "method"),
+
+		statelessServed:  newCounterVec("era", "owner"),
+		statelessRefused: newCounterVec("owner", "limit"),
+		statelessExpired: newCounterVec("owner"),
 	}
 }
+
+// WatchStateless makes the stateless children's gauges read children each
+// time the metrics are written out.
+func (m *Metrics) WatchStateless(children func() StatelessChildren) {
+	m.stateless.Store(&children)
+}
+
+// StatelessServed counts a protocol 2026-07-28 request the children of era
+// answered for owner.
+func (m *Metrics) StatelessServed(era, owner string) { m.statelessServed.add(1, era, owner) }
+
+// StatelessRefused counts a protocol 2026-07-28 request of owner's refused
+// for want of a child, and the limit that was in the way (tenant or total).
+func (m *Metrics) StatelessRefused(owner, limit string) { m.statelessRefused.add(1, owner, limit) }
+
+// StatelessExpired counts a parked call of owner's whose client never came
+// back with its input.
+func (m *Metrics) StatelessExpired(owner string) { m.statelessExpired.add(1, owner) }
 
 // SessionStarted counts a session that started for owner.
 func (m *Metrics) SessionStarted(owner string) { m.sessionsStarted.add(1, owner) }
@@ -81,6 +119,21 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	m.childExits.write(&b, "mcpwrap_child_exits_total", "Child processes reaped, by exit status.")
 	m.requests.write(&b, "mcpwrap_requests_total", "JSON-RPC requests from clients, by method, token name and HTTP status.")
 	m.requestSeconds.write(&b, "mcpwrap_request_duration_seconds", "Time from a request's arrival to its last response, by method.")
+	if f := m.stateless.Load(); f != nil {
+		c := (*f)()
+		name := "mcpwrap_stateless_children"
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, "Children serving protocol 2026-07-28 requests now, by the wrapped server's era and what they do.", name)
+		for _, st := range []struct {
+			state string
+			n     int
+		}{{"starting", c.Starting}, {"idle", c.Idle}, {"busy", c.Busy}, {"parked", c.Parked}} {
+			fmt.Fprintf(&b, "%s%s %d\n", name, labelText([]string{"era", "state"}, labelKey([]string{c.Era, st.state})), st.n)
+		}
+		gauge("mcpwrap_stateless_waiting", "Protocol 2026-07-28 requests waiting for a child to come free.", float64(c.Waiting))
+	}
+	m.statelessServed.write(&b, "mcpwrap_stateless_requests_total", "Protocol 2026-07-28 requests answered, by the wrapped server's era and token name.")
+	m.statelessRefused.write(&b, "mcpwrap_stateless_refused_total", "Protocol 2026-07-28 requests refused (503) after waiting for a child, by token name and the limit in the way (tenant or total).")
+	m.statelessExpired.write(&b, "mcpwrap_stateless_parked_expired_total", "Calls waiting for their client's input that were ended when the client did not come back in time, by token name.")
 	counter("mcpwrap_received_bytes_total", "Request body bytes received from clients.", m.bytesIn.Load())
 	counter("mcpwrap_sent_bytes_total", "Message bytes sent to clients.", m.bytesOut.Load())
 	gauge("mcpwrap_uptime_seconds", "Seconds since mcpwrap started.", time.Since(m.start).Seconds())

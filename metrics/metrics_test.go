@@ -90,3 +90,62 @@ func TestExpositionParses(t *testing.T) {
 		t.Errorf("%d request histograms read back, want %d", n, len(odd))
 	}
 }
+
+// TestStatelessSeries reads the stateless children's series back with
+// Prometheus' parser: gauges by era and state, counters by token name.
+func TestStatelessSeries(t *testing.T) {
+	m := New(func() int { return 0 })
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "mcpwrap_stateless_children") {
+		t.Error("children gauges written with nothing to read them from")
+	}
+
+	m.WatchStateless(func() StatelessChildren {
+		return StatelessChildren{Era: "legacy", Starting: 1, Idle: 2, Busy: 3, Parked: 4, Waiting: 5}
+	})
+	m.StatelessServed("legacy", "alice")
+	m.StatelessServed("legacy", "alice")
+	m.StatelessRefused("alice", "tenant")
+	m.StatelessExpired("bob")
+	b.Reset()
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, b.String())
+	}
+	got := map[string]float64{}
+	for name, f := range families {
+		for _, metric := range f.GetMetric() {
+			key := name
+			for _, l := range metric.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case metric.GetGauge() != nil:
+				got[key] = metric.GetGauge().GetValue()
+			case metric.GetCounter() != nil:
+				got[key] = metric.GetCounter().GetValue()
+			}
+		}
+	}
+	for key, want := range map[string]float64{
+		"mcpwrap_stateless_children era=legacy state=starting":     1,
+		"mcpwrap_stateless_children era=legacy state=idle":         2,
+		"mcpwrap_stateless_children era=legacy state=busy":         3,
+		"mcpwrap_stateless_children era=legacy state=parked":       4,
+		"mcpwrap_stateless_waiting":                                5,
+		"mcpwrap_stateless_requests_total era=legacy owner=alice":  2,
+		"mcpwrap_stateless_refused_total owner=alice limit=tenant": 1,
+		"mcpwrap_stateless_parked_expired_total owner=bob":         1,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+}
