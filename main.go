@@ -166,6 +166,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		Command:             command,
 		Child:               childOpts,
 		MaxSessions:         cfg.MaxSessions,
+		MaxStarting:         cfg.MaxStarting,
 		MaxQueue:            cfg.MaxQueue,
 		MaxQueuedBytes:      int64(cfg.MaxQueuedBytes),
 		MaxQueuedBytesTotal: int64(cfg.MaxQueuedTotal),

@@ -14,6 +14,7 @@
 //	MCPWRAP_LOG_LEVEL               info               debug, info, warn, error
 //	MCPWRAP_LOG_FORMAT              auto               json, console, or auto (console on a terminal)
 //	MCPWRAP_MAX_SESSIONS            1000               concurrent sessions; beyond it 503 with Retry-After
+//	MCPWRAP_MAX_STARTING            0 (auto)           children starting at once, each until its first output or 1s; auto: 8 per CPU
 //	MCPWRAP_SESSION_IDLE_TIMEOUT    30m                end sessions with no request for this long (0: never)
 //	MCPWRAP_MAX_MESSAGE_BYTES       16777216           largest request body and child stdout line
 //	MCPWRAP_MAX_QUEUED_MESSAGES     1024               deprecated (MCPWRAP_MAX_QUEUED_BYTES bounds queues); still caps a stream's queue
@@ -100,6 +101,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -118,6 +120,7 @@ type Config struct {
 	LogLevel       string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat      string        `env:"LOG_FORMAT" envDefault:"auto" help:"json, console or auto"`
 	MaxSessions    int           `env:"MAX_SESSIONS" envDefault:"1000" help:"most concurrent sessions"`
+	MaxStarting    int           `env:"MAX_STARTING" envDefault:"0" help:"children starting at once, each until its first output or 1s, so that a burst starts in turns (0: 8 per CPU)"`
 	IdleTimeout    time.Duration `env:"SESSION_IDLE_TIMEOUT" envDefault:"30m" help:"end a session after this long without a request (0 never)"`
 	MaxMessage     int           `env:"MAX_MESSAGE_BYTES" envDefault:"16777216" help:"largest request body or child stdout line, in bytes"`
 	MaxQueue       int           `env:"MAX_QUEUED_MESSAGES" envDefault:"1024" help:"deprecated: MAX_QUEUED_BYTES bounds queues; still caps the messages of a stream's queue"`
@@ -247,6 +250,12 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		}
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.MaxStarting == 0 {
+		// Enough to keep every CPU busy with children that also wait on
+		// their disk, few enough that a burst does not share the CPU among
+		// hundreds of starts until every one of them is late.
+		cfg.MaxStarting = 8 * runtime.GOMAXPROCS(0)
+	}
 	if cfg.TenantChildren == 0 {
 		// One tenant may have every child; among several, none may take
 		// more than half, so that another always finds room.
@@ -279,6 +288,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxSessions < 1 || c.MaxMessage < 1024 || c.MaxQueue < 1 {
 		return fmt.Errorf("%w: MCPWRAP_MAX_SESSIONS, MCPWRAP_MAX_QUEUED_MESSAGES must be positive and MCPWRAP_MAX_MESSAGE_BYTES at least 1024", ErrUsage)
+	}
+	if c.MaxStarting < 0 {
+		return fmt.Errorf("%w: MCPWRAP_MAX_STARTING must not be negative", ErrUsage)
 	}
 	if c.WarmChildren < 0 {
 		return fmt.Errorf("%w: MCPWRAP_WARM_CHILDREN must not be negative", ErrUsage)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -88,7 +89,7 @@ exec sleep 1000`}, Env: []string{"PATH=/usr/bin:/bin"}},
 	t.Cleanup(func() { _ = reg.Close(t.Context()) })
 	var sessions []*Session
 	for range 4 {
-		s, err := reg.Start(Streamable, Owner{})
+		s, err := reg.Start(context.Background(), Streamable, Owner{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,6 +16,11 @@ type Options struct {
 	Command     child.Command
 	Child       child.Options
 	MaxSessions int
+	// MaxStarting bounds the children starting at once, each from its
+	// spawn to its first line on stdout or startHold, whichever comes
+	// first: a burst of sessions then starts in turns instead of every
+	// child sharing the CPU until all of them are late. 0: no bound.
+	MaxStarting int
 	MaxQueue    int // messages held for a stream nobody reads (deprecated: bytes bound it)
 	// MaxQueuedBytes bounds the bytes one session holds for its readers
 	// (its stream and its replies); MaxQueuedBytesTotal bounds them across
@@ -47,6 +53,7 @@ type Registry struct {
 	opts   Options
 	log    zerolog.Logger
 	queued *budget        // bytes held for readers across every session
+	starts chan struct{}  // a token per child starting; nil: no bound
 	wg     sync.WaitGroup // one per live session, until it has ended
 
 	mu       sync.Mutex // guards the fields below
@@ -67,7 +74,47 @@ func NewRegistry(opts Options, log zerolog.Logger) *Registry {
 	if opts.MaxQueuedBytesTotal <= 0 {
 		opts.MaxQueuedBytesTotal = 256 << 20
 	}
-	return &Registry{opts: opts, log: log, queued: newBudget(opts.MaxQueuedBytesTotal, nil), sessions: map[string]*Session{}, empty: time.Now()}
+	r := &Registry{opts: opts, log: log, queued: newBudget(opts.MaxQueuedBytesTotal, nil), sessions: map[string]*Session{}, empty: time.Now()}
+	if opts.MaxStarting > 0 {
+		r.starts = make(chan struct{}, opts.MaxStarting)
+	}
+	return r
+}
+
+// startHold is the longest a child holds its start slot without a word:
+// a server that says nothing until asked (an HTTP+SSE session's, before
+// its client's initialize) or that waits on something slow must not keep
+// others from starting for long.
+const startHold = time.Second
+
+// A startSlot is one of the MaxStarting places of children starting at
+// once; free gives it back, once, whoever calls first (the child's first
+// line, its failure to start, or startHold).
+type startSlot struct {
+	once  sync.Once
+	slots chan struct{}
+}
+
+// takeStartSlot waits, within ctx, for a place to start a child.
+func (r *Registry) takeStartSlot(ctx context.Context) (*startSlot, error) {
+	if r.starts == nil {
+		return nil, nil
+	}
+	select {
+	case r.starts <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (%d): %w", ErrStartsBusy, r.opts.MaxStarting, context.Cause(ctx))
+	}
+	sl := &startSlot{slots: r.starts}
+	time.AfterFunc(startHold, sl.free)
+	return sl, nil
+}
+
+func (sl *startSlot) free() {
+	if sl == nil {
+		return
+	}
+	sl.once.Do(func() { <-sl.slots })
 }
 
 // QueuedBytes is how many bytes every session together holds for its
@@ -87,8 +134,9 @@ type Owner struct {
 }
 
 // Start makes a session for owner: a fresh id and a child process of its
-// own, served over transport t.
-func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
+// own, served over transport t. ctx bounds the wait for a start slot when
+// MaxStarting children are starting already (ErrStartsBusy).
+func (r *Registry) Start(ctx context.Context, t Transport, owner Owner) (*Session, error) {
 	r.mu.Lock()
 	switch {
 	case r.closed:
@@ -101,6 +149,14 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	r.starting++
 	r.wg.Add(1)
 	r.mu.Unlock()
+	slot, err := r.takeStartSlot(ctx)
+	if err != nil {
+		r.mu.Lock()
+		r.starting--
+		r.mu.Unlock()
+		r.wg.Done()
+		return nil, err
+	}
 
 	id := newID(r.opts.MachineID)
 	log := r.log.With().Str("session", id).Logger()
@@ -118,13 +174,13 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 	copts := r.opts.Child
 	copts.LogLimit = limit
 	var c *child.Child
-	var err error
 	if r.opts.Warm != nil {
 		c, err = r.opts.Warm.Start(cmd, limit, log)
 	} else {
 		c, err = child.Start(cmd, copts, log)
 	}
 	if err != nil {
+		slot.free()
 		r.mu.Lock()
 		r.starting--
 		r.mu.Unlock()
@@ -138,6 +194,7 @@ func (r *Registry) Start(t Transport, owner Owner) (*Session, error) {
 		r.opts.Observer.SessionStarted(owner.Tenant)
 	}
 	s := newSession(id, owner, c, r.opts, log, t, r.remove, newBudget(r.opts.MaxQueuedBytes, r.queued), limit)
+	s.slot = slot
 	r.mu.Lock()
 	r.starting--
 	r.sessions[id] = s

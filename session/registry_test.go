@@ -49,7 +49,7 @@ func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 	}, zerolog.Nop())
 	var groups []int
 	for range 5 {
-		s, err := reg.Start(Streamable, Owner{})
+		s, err := reg.Start(context.Background(), Streamable, Owner{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestRegistryCloseKillsAtTheDeadline(t *testing.T) {
 			t.Errorf("group %d still has %v after Close", g, left)
 		}
 	}
-	if _, err := reg.Start(Streamable, Owner{}); !errors.Is(err, ErrClosed) {
+	if _, err := reg.Start(context.Background(), Streamable, Owner{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Start after Close: %v, want ErrClosed", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestRegistryForgetsASessionBeforeItsEnd(t *testing.T) {
 	reg := NewRegistry(Options{Command: child.Command{Path: "cat"}, Child: regFast}, zerolog.Nop())
 	defer reg.Close(context.Background())
 	for i := range 200 {
-		s, err := reg.Start(Streamable, Owner{})
+		s, err := reg.Start(context.Background(), Streamable, Owner{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestRegistryObserverMayUseTheRegistry(t *testing.T) {
 	obs.reg = reg
 	started := make(chan error, 1)
 	go func() {
-		_, err := reg.Start(Streamable, Owner{})
+		_, err := reg.Start(context.Background(), Streamable, Owner{})
 		started <- err
 	}()
 	select {
@@ -187,7 +187,7 @@ func TestReapIdleEndsASessionOnce(t *testing.T) {
 		cancel()
 		<-reaped
 	}()
-	if _, err := reg.Start(Streamable, Owner{}); err != nil {
+	if _, err := reg.Start(context.Background(), Streamable, Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "the idle session to end", func() bool { return reg.Len() == 0 })

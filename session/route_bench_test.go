@@ -37,7 +37,7 @@ func BenchmarkRoundTripDirect(b *testing.B) {
 // remapping, the router and the exchange.
 func BenchmarkRoundTripSession(b *testing.B) {
 	reg := NewRegistry(Options{Command: responder}, zerolog.Nop())
-	s, err := reg.Start(Streamable, Owner{})
+	s, err := reg.Start(context.Background(), Streamable, Owner{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func BenchmarkRoundTripSession(b *testing.B) {
 // session, matched back by id.
 func BenchmarkRoundTripSessionParallel(b *testing.B) {
 	reg := NewRegistry(Options{Command: responder}, zerolog.Nop())
-	s, err := reg.Start(Streamable, Owner{})
+	s, err := reg.Start(context.Background(), Streamable, Owner{})
 	if err != nil {
 		b.Fatal(err)
 	}

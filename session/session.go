@@ -30,6 +30,7 @@ var (
 	ErrNotFound        = errors.New("session not found")
 	ErrEnded           = errors.New("session ended")
 	ErrTooManySessions = errors.New("too many sessions")
+	ErrStartsBusy      = errors.New("too many sessions starting at once")
 	ErrClosed          = errors.New("shutting down")
 	ErrStreamBusy      = errors.New("a stream is already open for this session")
 )
@@ -63,6 +64,7 @@ type Session struct {
 	callLimit time.Duration
 	retention time.Duration // how long a reply nobody reads waits for a resume
 
+	slot   *startSlot      // held while the child starts; nil when starts are not bounded
 	stream *EventLog       // server-initiated messages for the session's own stream
 	ctx    context.Context // done once the session has ended and every exchange is answered
 	end    context.CancelFunc
@@ -632,8 +634,11 @@ const noteWait = time.Second
 // writes goes to exactly one place: its exchange, or the session's stream.
 func (s *Session) route() {
 	var cause error
-	for {
+	for first := true; ; first = false {
 		line, err := s.child.ReadLine()
+		if first {
+			s.slot.free() // the child is up (or gone): another may start
+		}
 		if err != nil {
 			cause = err
 			break

@@ -51,7 +51,7 @@ func TestRegistryWarmChildren(t *testing.T) {
 	if reg.IdleFor() == 0 {
 		t.Error("IdleFor is zero with only warm children")
 	}
-	s, err := reg.Start(Streamable, owner)
+	s, err := reg.Start(context.Background(), Streamable, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestRegistryWarmChildren(t *testing.T) {
 	if !reg.Full() {
 		t.Error("not Full with MaxSessions sessions")
 	}
-	if _, err := reg.Start(Streamable, owner); !errors.Is(err, ErrTooManySessions) {
+	if _, err := reg.Start(context.Background(), Streamable, owner); !errors.Is(err, ErrTooManySessions) {
 		t.Errorf("second session: %v, want ErrTooManySessions", err)
 	}
 }

@@ -182,3 +182,24 @@ func TestForeignHostIsRefusedWithoutAToken(t *testing.T) {
 	}
 	testkit.Eventually(t, "the loopback page's stream to end its session", func() bool { return s.Reg.Len() == 3 })
 }
+
+// While MaxStarting children are starting, a session that cannot get a
+// turn within the request timeout is refused with 503, Retry-After and a
+// JSON-RPC error; once a turn is back, sessions start again.
+func TestStartsBeyondTheBoundWaitThenAreRefused(t *testing.T) {
+	s := start(t, func(so *session.Options, wo *wrap.Options) {
+		so.MaxStarting = 1
+		wo.RequestTimeout = 50 * time.Millisecond
+	})
+	// An HTTP+SSE session's child hears nothing until its client speaks,
+	// so it holds the one turn for its whole hold.
+	openStream(t, s.sseURL())
+	resp, body := s.do(t, raw{body: initBody})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"error"`) {
+		t.Fatalf("initialize with no turn to start: %d %v %s, want 503 with Retry-After and a JSON-RPC error", resp.StatusCode, resp.Header, body)
+	}
+	testkit.Eventually(t, "a session to start once the turn is back", func() bool {
+		resp, _ := s.do(t, raw{body: initBody})
+		return resp.StatusCode == http.StatusOK
+	})
+}

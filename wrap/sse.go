@@ -29,7 +29,10 @@ func (h *Handler) sseStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotAcceptable, nil, codeBadRequest, "Not Acceptable: Accept must include text/event-stream")
 		return
 	}
-	s, err := h.reg.Start(session.HTTPSSE, ownerOf(r))
+	// The request timeout bounds only the wait to start, not the stream.
+	sctx, cancel := h.deadline(r)
+	s, err := h.reg.Start(sctx, session.HTTPSSE, ownerOf(r))
+	cancel()
 	if err != nil {
 		writeError(w, startStatus(w, err), nil, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return

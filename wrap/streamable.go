@@ -206,14 +206,14 @@ func (h *Handler) send(w http.ResponseWriter, s *session.Session, write func(*wr
 // initialize starts a session for an initialize request. The session lives
 // on only if the child answers it successfully.
 func (h *Handler) initialize(w http.ResponseWriter, r *http.Request, msg jsonrpc.Message, batch bool) {
-	s, err := h.reg.Start(session.Streamable, ownerOf(r))
+	ctx, cancel := h.deadline(r)
+	defer cancel()
+	s, err := h.reg.Start(ctx, session.Streamable, ownerOf(r))
 	if err != nil {
 		writeError(w, startStatus(w, err), msg.ID, jsonrpc.CodeInternalError, "cannot start a session: "+err.Error())
 		return
 	}
 	w.Header().Set(headerSessionID, s.ID())
-	ctx, cancel := h.deadline(r)
-	defer cancel()
 	ex, err := s.Send(ctx, []jsonrpc.Message{msg})
 	if errors.Is(err, session.ErrEnded) {
 		// The child died (or shutdown began) before it was asked

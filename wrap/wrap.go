@@ -81,7 +81,7 @@ type Authenticator interface {
 
 // Sessions is what the front door needs of the session registry.
 type Sessions interface {
-	Start(session.Transport, session.Owner) (*session.Session, error)
+	Start(context.Context, session.Transport, session.Owner) (*session.Session, error)
 	Get(id string) (*session.Session, error)
 	Len() int
 	Full() bool
@@ -326,6 +326,9 @@ func startStatus(w http.ResponseWriter, err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, session.ErrClosed):
 		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable
+	case errors.Is(err, session.ErrStartsBusy):
+		w.Header().Set("Retry-After", "1")
 		return http.StatusServiceUnavailable
 	case outOfDescriptors(err):
 		w.Header().Set("Retry-After", "1")
