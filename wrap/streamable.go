@@ -438,14 +438,19 @@ func (h *Handler) timeout(w http.ResponseWriter, g *writeGuard, s *session.Sessi
 // writeJSON sends responses as one application/json body: the response
 // itself, or an array of them for a batch.
 func writeJSON(w http.ResponseWriter, g *writeGuard, responses [][]byte, batch bool) {
+	var body []byte
+	if !batch && len(responses) == 1 {
+		body = responses[0]
+	} else {
+		body = append(append([]byte{'['}, bytes.Join(responses, []byte{','})...), ']')
+	}
+	// A length lets the client size its buffer once, and the body go out
+	// without chunk framing.
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	g.arm()
-	if !batch && len(responses) == 1 {
-		_, _ = w.Write(responses[0])
-		return
-	}
-	_, _ = w.Write(append(append([]byte{'['}, bytes.Join(responses, []byte{','})...), ']'))
+	_, _ = w.Write(body)
 }
 
 // get opens the session's standalone stream: what the child sends that
