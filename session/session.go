@@ -699,26 +699,23 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method)
-		if last {
-			ex.log.close()
-		}
+		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method, last)
 	default:
 		s.toStream(out, msg.Method)
 	}
 }
 
-// toExchange appends a message to an exchange's log. It never waits: a
-// reader so far behind that the session's budget is full is cut, and the
-// session goes on without it.
-func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
+// toExchange appends a message to an exchange's log, and with last ends the
+// log with it. It never waits: a reader so far behind that the session's
+// budget is full is cut, and the session goes on without it.
+func (s *Session) toExchange(ex *Exchange, o Outbound, method string, last bool) {
 	select {
 	case <-ex.detached:
 		s.log.Debug().Str("method", method).Msg("client left its request; message dropped")
 		return
 	default:
 	}
-	if taken, _ := ex.log.append(o, false); !taken {
+	if taken, _ := ex.log.appendEnding(o, false, last); !taken {
 		ex.detach(ErrLagged)
 		s.warn().Str("method", method).Int64("queued_bytes", s.queued.Used()).Msg("a reply's reader fell behind the session's queue bound; reader cut")
 	}
@@ -823,7 +820,7 @@ func (s *Session) finish(readErr error) {
 			s.toStream(e, "")
 			continue
 		}
-		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "")
+		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "", false)
 		owed[c.ex]++
 	}
 	for ex, n := range owed {
