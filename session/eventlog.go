@@ -110,6 +110,13 @@ func (l *EventLog) wakeLocked() {
 // make room and fall off; it returns how many did. It reports false when o
 // was not taken.
 func (l *EventLog) append(o Outbound, evict bool) (taken bool, fell int) {
+	return l.appendEnding(o, evict, false)
+}
+
+// appendEnding is append that, with last, also closes the log with o in the
+// same step: a reader that has o finds the end with it, never a log that
+// looks open after its last message.
+func (l *EventLog) appendEnding(o Outbound, evict, last bool) (taken bool, fell int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.end != nil {
@@ -134,6 +141,9 @@ func (l *EventLog) append(o Outbound, evict bool) (taken bool, fell int) {
 	l.events = append(l.events, Event{ID: l.next, Outbound: o})
 	l.next++
 	l.held += n
+	if last {
+		l.end = io.EOF
+	}
 	l.wakeLocked()
 	return true, fell
 }

@@ -704,26 +704,23 @@ func (s *Session) deliver(msg *jsonrpc.Message) {
 
 	switch {
 	case ex != nil:
-		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method)
-		if last {
-			ex.log.close()
-		}
+		s.toExchange(ex, Outbound{Data: out, Response: msg.Kind == jsonrpc.Response, Error: msg.IsError}, msg.Method, last)
 	default:
 		s.toStream(out, msg.Method)
 	}
 }
 
-// toExchange appends a message to an exchange's log. It never waits: a
-// reader so far behind that the session's budget is full is cut, and the
-// session goes on without it.
-func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
+// toExchange appends a message to an exchange's log, and with last ends the
+// log with it. It never waits: a reader so far behind that the session's
+// budget is full is cut, and the session goes on without it.
+func (s *Session) toExchange(ex *Exchange, o Outbound, method string, last bool) {
 	select {
 	case <-ex.detached:
 		s.log.Debug().Str("method", method).Msg("client left its request; message dropped")
 		return
 	default:
 	}
-	taken, _ := ex.log.append(o, false)
+	taken, _ := ex.log.appendEnding(o, false, last)
 	for !taken {
 		// The session's own stream yields its oldest messages, which fall
 		// off whenever the budget is full anyway: a reply is owed to a
@@ -733,7 +730,7 @@ func (s *Session) toExchange(ex *Exchange, o Outbound, method string) {
 			break
 		}
 		s.noteDropped(fell, method)
-		taken, _ = ex.log.append(o, false)
+		taken, _ = ex.log.appendEnding(o, false, last)
 	}
 	if !taken {
 		ex.detach(ErrLagged)
@@ -847,7 +844,7 @@ func (s *Session) finish(readErr error) {
 			s.toStream(e, "")
 			continue
 		}
-		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "")
+		s.toExchange(c.ex, Outbound{Data: e, Response: true, Error: true}, "", false)
 		owed[c.ex]++
 	}
 	for ex, n := range owed {

@@ -398,3 +398,35 @@ func TestSessionKeepsALeftReplyForTheRetentionTime(t *testing.T) {
 		t.Errorf("Resume after the retention time = %v, want ErrGone", err)
 	}
 }
+
+// A reader that has the last response of an exchange finds the exchange's
+// end with it: there is no moment when the response is there but the end is
+// not, when a reader that goes would leave a finished reply to be parked.
+func TestSessionEndsAnExchangeWithItsLastResponse(t *testing.T) {
+	s := sessStart(t, `i=0; while read -r line; do i=$((i+1)); echo "{\"jsonrpc\":\"2.0\",\"id\":$i,\"result\":{}}"; done`)
+	for id := range 500 {
+		ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, id))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cursor int64
+		for cursor == 0 {
+			got, ready, err := ex.Events().After(0)
+			if err != nil {
+				t.Fatalf("exchange %d ended before its response: %v", id, err)
+			}
+			if len(got) > 0 {
+				cursor = got[len(got)-1].ID
+				break
+			}
+			select {
+			case <-ready:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no response to exchange %d within 10s", id)
+			}
+		}
+		if _, _, err := ex.Events().After(cursor); !errors.Is(err, io.EOF) {
+			t.Fatalf("exchange %d: after its last response After = %v, want io.EOF", id, err)
+		}
+	}
+}

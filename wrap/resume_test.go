@@ -394,6 +394,24 @@ func TestFinishedRepliesGiveTheirBytesBack(t *testing.T) {
 	testkit.Eventually(t, "the finished replies' bytes to be given back", func() bool { return s.Reg.QueuedBytes() == 0 })
 }
 
+// A reply whose stream is closed for polling once everything in it was
+// written is finished too: nobody will resume it, so it is not kept for the
+// retention time.
+func TestRepliesPolledAfterTheirEndGiveTheirBytesBack(t *testing.T) {
+	s := start(t, retain(time.Minute), func(_ *session.Options, wo *wrap.Options) {
+		// Each stream is closed for polling whenever it waits: often
+		// right after it wrote the response, before it saw the end.
+		wo.SSEPollAfter = time.Nanosecond
+	})
+	cs := connect(t, s.URL, newProgressLog().options())
+	for range 10 {
+		if err := <-callProgress(cs, 3, 0); err != nil {
+			t.Fatalf("progress call: %v", err)
+		}
+	}
+	testkit.Eventually(t, "the finished replies' bytes to be given back", func() bool { return s.Reg.QueuedBytes() == 0 })
+}
+
 // With polling on, a call that outlasts the poll interval several times
 // completes through the Go SDK client, every progress notification once,
 // while no connection stays open much longer than the interval: mcpwrap

@@ -299,6 +299,24 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	ok := true
 	events := ex.Events()
+	// leave parks the reply for the client to resume, unless its stream
+	// already carried the last event: the end can come while the reader
+	// waits, and a reply the client has whole is finished however the
+	// reader goes (else it would hold its bytes for the retention time).
+	// One a newer connection asks for goes on there.
+	leave := func() {
+		select {
+		case <-seat:
+			s.Park(ex, seat)
+			return
+		default:
+		}
+		if _, _, err := events.After(cursor); sse != nil && len(held) == 0 && errors.Is(err, io.EOF) {
+			s.Finished(ex, seat)
+			return
+		}
+		s.Park(ex, seat)
+	}
 	for {
 		got, ready, err := events.After(cursor)
 		for _, ev := range got {
@@ -340,7 +358,7 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 		case <-ready:
 		case <-keepAlive.C:
 			if stream() != nil || sse.comment() != nil {
-				s.Park(ex, seat)
+				leave()
 				return false
 			}
 		case <-seat:
@@ -350,11 +368,11 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 			// The client resumes by GET after the retry interval; what
 			// comes meanwhile waits in the log.
 			_ = stream()
-			s.Park(ex, seat)
+			leave()
 			return ok
 		case <-ctx.Done():
 			if r.Context().Err() != nil {
-				s.Park(ex, seat) // the client left; that is not a cancellation
+				leave() // the client left; that is not a cancellation
 				return false
 			}
 			h.timeout(w, g, s, ex, sse, datas(held), batch)
