@@ -69,6 +69,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
+// timedFrom is when session i's setup starts to count: when it was due
+// (the start of the burst, or its turn in --open-every's pacing), not when
+// its goroutine first ran, which a tool that forks children itself (direct
+// mode) delays by hundreds of milliseconds in a burst; or, when it waited
+// in the tool's own --open-inflight queue, when it left that queue (now).
+func timedFrom(cfg *config, setupStart time.Time, i int, now time.Time) time.Time {
+	if cfg.OpenInflight < cfg.Sessions {
+		return now
+	}
+	return setupStart.Add(time.Duration(i) * cfg.OpenEvery)
+}
+
 // counters are read by the progress line while the run goes on.
 type counters struct {
 	opened, callsOK, errors atomic.Int64
@@ -146,7 +158,7 @@ func runLoad(parent context.Context, cfg *config, o opener, w workload, progress
 			}
 			cctx, ccancel := context.WithTimeout(ctx, cfg.Timeout)
 			defer ccancel()
-			t0 := time.Now()
+			t0 := timedFrom(cfg, setupStart, i, time.Now())
 			s, err := o.open(cctx)
 			if err != nil {
 				fail(err)

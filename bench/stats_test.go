@@ -53,3 +53,26 @@ func TestSummarizeSortsFirst(t *testing.T) {
 		t.Errorf("summarize(nil) = %+v, want zero", got)
 	}
 }
+
+// Sessions opened at once are timed from the burst's start, paced ones
+// from their turn, however late their goroutines ran; only a session that
+// queued in --open-inflight is timed from when it left the queue.
+func TestSetupIsTimedFromWhenTheSessionWasDue(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	late := start.Add(300 * time.Millisecond) // when the goroutine got to run
+	cases := []struct {
+		name string
+		cfg  config
+		i    int
+		want time.Time
+	}{
+		{"at once", config{Sessions: 200, OpenInflight: 200}, 150, start},
+		{"paced", config{Sessions: 20, OpenInflight: 20, OpenEvery: 10 * time.Millisecond}, 5, start.Add(50 * time.Millisecond)},
+		{"queued", config{Sessions: 20, OpenInflight: 1}, 5, late},
+	}
+	for _, c := range cases {
+		if got := timedFrom(&c.cfg, start, c.i, late); !got.Equal(c.want) {
+			t.Errorf("%s: timed from %v after the start, want %v", c.name, got.Sub(start), c.want.Sub(start))
+		}
+	}
+}
