@@ -551,7 +551,7 @@ type Tenant struct {
 	Admin bool     // a deployment token (MCPWRAP_TOKEN, MCPWRAP_TOKEN_FILE): it may also read /metrics
 	Token string   // "" for a tenant whose users only sign in
 	Env   []string // K=V
-	Users []string // identities that sign in as this tenant: "alice@corp.com", "github:alice", "google:*@corp.com"
+	Users []string // identities that sign in as this tenant: "alice@corp.com", "github:id:12345" (survives a rename), "github:alice", "google:*@corp.com"
 }
 
 // readTenants reads a tenants file: a JSON object from name to token,
