@@ -60,6 +60,7 @@ type Options struct {
 	StateTTL     time.Duration // how long a parked call waits for the client's retry
 	StartTimeout time.Duration // bound on starting and initializing a child
 	ProbeTimeout time.Duration // wait this long for the era probe's answer; silence means legacy (0: 5s)
+	StdinTimeout time.Duration // a child taking no input this long is stuck: killed, its calls end (0: 10s)
 	Secret       string        // keys requestState (HKDF); "" draws a key per boot
 	MachineID    string        // this instance, named in requestState (FLY_MACHINE_ID)
 	Observer     Observer      // optional
@@ -141,6 +142,9 @@ func New(opts Options, log zerolog.Logger) (*Bridge, error) {
 	}
 	if opts.ProbeTimeout <= 0 {
 		opts.ProbeTimeout = 5 * time.Second
+	}
+	if opts.StdinTimeout <= 0 {
+		opts.StdinTimeout = 10 * time.Second
 	}
 	if opts.Start == nil {
 		copts := opts.ChildOptions

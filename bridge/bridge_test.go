@@ -100,6 +100,9 @@ func fakeLegacy() {
 			if ch != nil {
 				ch <- append(m.Result, m.Error...)
 			}
+		case m.Method == "notifications/initialized" && os.Getenv("BRIDGE_FAKE_DEAF") == "1":
+			// Stops reading its input, as a server stuck in a call does.
+			time.Sleep(time.Hour)
 		case m.Method == "server/discover" && os.Getenv("BRIDGE_FAKE_SILENT") == "1":
 			// Some servers ignore what comes before initialize.
 		case m.Method == "initialize":
@@ -376,5 +379,30 @@ func TestAChildSilentToTheProbeIsLegacy(t *testing.T) {
 	resp := serve(t, b, req(t, 1, "tools/call", map[string]any{"name": "caps"}, `{"sampling":{}}`))
 	if len(resp.Result.Content) != 1 || resp.Result.Content[0].Text != `{"sampling":{}}` {
 		t.Errorf("a call through a child that ignored the probe: %+v", resp)
+	}
+}
+
+// A child that stops reading its input is killed once a write to it has
+// waited StdinTimeout: the call that wanted to write gets an error instead
+// of waiting for the child forever.
+func TestAChildThatTakesNoInputIsKilled(t *testing.T) {
+	cmd := fake()
+	cmd.Env = append(cmd.Env, "BRIDGE_FAKE_DEAF=1")
+	b := newBridge(t, cmd, func(o *bridge.Options) {
+		o.Era = bridge.EraLegacy
+		o.MaxChildren = 1
+		o.StdinTimeout = 300 * time.Millisecond
+	})
+	// More than a pipe holds: the write waits for a reader that never comes.
+	args := map[string]any{"name": "caps", "arguments": map[string]any{"pad": strings.Repeat("x", 256<<10)}}
+	got := make(chan response, 1)
+	go func() { got <- serve(t, b, req(t, 1, "tools/call", args, `{}`)) }()
+	select {
+	case resp := <-got:
+		if resp.Error == nil {
+			t.Fatalf("a call to a child that takes no input: %+v, want an error", resp)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a call to a child that takes no input still waits after 30s")
 	}
 }

@@ -30,6 +30,8 @@ type conn struct {
 	pl   atomic.Pointer[pool] // moves once, when the era probe finds a modern child
 	done chan struct{}        // closed when the reader has stopped: the child is gone
 
+	stdinWait time.Duration // a write that waits longer kills the child (Options.StdinTimeout)
+
 	mu      sync.Mutex             // guards the fields below
 	pending map[string]chan []byte // child-side request id → its response
 	holder  *call                  // a legacy child's exclusive call, or nil
@@ -50,9 +52,9 @@ type initInfo struct {
 	Instructions string          `json:"instructions,omitempty"`
 }
 
-func newConn(c *child.Child, p *pool, h *hub, log zerolog.Logger) *conn {
+func newConn(c *child.Child, p *pool, h *hub, stdinWait time.Duration, log zerolog.Logger) *conn {
 	k := &conn{
-		c: c, hub: h,
+		c: c, hub: h, stdinWait: stdinWait,
 		log:     log.With().Int("pid", c.Pid()).Logger(),
 		done:    make(chan struct{}),
 		pending: map[string]chan []byte{},
@@ -67,9 +69,17 @@ func newConn(c *child.Child, p *pool, h *hub, log zerolog.Logger) *conn {
 
 func (k *conn) pool() *pool { return k.pl.Load() }
 
-// write sends one message to the child.
+// write sends one message to the child. A child that takes no input for
+// stdinWait is stuck: it is killed, and everything waiting on it learns it
+// is gone, the reader and this writer included.
 func (k *conn) write(msg []byte) error {
-	_, err := k.c.Send(context.Background(), jsonrpc.OneLine(msg))
+	ctx, cancel := context.WithTimeout(context.Background(), k.stdinWait)
+	defer cancel()
+	_, err := k.c.Send(ctx, jsonrpc.OneLine(msg))
+	if err != nil && ctx.Err() != nil {
+		k.log.Warn().Dur("waited_ms", k.stdinWait).Msg("the child took no input; killing it")
+		k.c.Kill()
+	}
 	return err
 }
 

@@ -267,7 +267,7 @@ func (p *pool) start(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := newConn(c, p, b.hub, b.log)
+	k := newConn(c, p, b.hub, b.opts.StdinTimeout, b.log)
 	if err := b.ready(ctx, p, k); err != nil {
 		k.c.Kill()
 		_ = k.c.Stop(context.Background())
