@@ -108,11 +108,16 @@ type Exchange struct {
 	log      *EventLog
 	detached chan struct{}
 	once     sync.Once
+	ids      [][]byte // its requests' client ids in order: written by Send under mu, read after it returns
 	// Guarded by the session's mu:
 	owed   int         // responses still to come
 	reader seat        // who reads it
 	parked *time.Timer // discards it unless resumed
 }
+
+// RequestIDs are the client ids of the exchange's requests, in the order
+// they were sent.
+func (e *Exchange) RequestIDs() [][]byte { return e.ids }
 
 // Key names the exchange's stream among the session's: a client resumes it
 // by this key (see Resume). The session's own stream is 0.
@@ -351,6 +356,7 @@ func (s *Session) Send(ctx context.Context, msgs []jsonrpc.Message) (*Exchange, 
 					s.replies[ex.key] = ex
 				}
 				ex.owed++
+				ex.ids = append(ex.ids, c.clientID)
 				c.ex = ex
 				if tok := jsonrpc.ProgressToken(m.Params); tok != nil {
 					c.token = string(tok)

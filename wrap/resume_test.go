@@ -2,6 +2,7 @@ package wrap_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/session"
 	"github.com/mcpwrap/mcpwrap/wrap"
@@ -441,4 +443,81 @@ func TestPollingClosesLongStreams(t *testing.T) {
 	if opened < 15 {
 		t.Errorf("%d connections for a %v call polled every %v: streams were not closed", opened, steps*ms*time.Millisecond, poll)
 	}
+}
+
+// hogChild answers initialize, then holds its answer to the next request
+// for half a second (its client has left by then), then answers a batch of
+// four at once: a small response and three large ones.
+const hogChild = `big=$(head -c 40000 /dev/zero | tr '\0' x)
+id() { printf '%s' "$1" | sed 's/.*"id":\([0-9]*\).*/\1/'; }
+read -r line; printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[]}}\n' "$(id "$line")"
+read -r line
+read -r line; sleep 0.5; printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s%s"}}\n' "$(id "$line")" "$big" "$big"
+read -r a; read -r b; read -r c; read -r d
+a=$(id "$a"); b=$(id "$b"); c=$(id "$c"); d=$(id "$d")
+printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$a" >/tmp/x.$$
+for i in "$b" "$c" "$d"; do printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s"}}\n' "$i" "$big" >>/tmp/x.$$; done
+cat /tmp/x.$$; rm -f /tmp/x.$$
+cat >/dev/null`
+
+// A client of an earlier protocol cannot resume a reply, so a reply cut
+// for falling behind the session's budget (here, because a parked reply
+// holds it) still answers every request of its batch: the responses it
+// carried, and an error for each it could not, never an empty body.
+// Whether a reply is cut depends on how far its reader got; several
+// sessions make a cut all but certain.
+func TestACutBatchReplyAnswersEveryRequest(t *testing.T) {
+	s := start(t, retain(time.Minute), func(so *session.Options, _ *wrap.Options) {
+		so.Command = child.Command{Path: "/bin/sh", Args: []string{"-c", hogChild}, Env: []string{"PATH=/usr/bin:/bin"}}
+		so.MaxQueuedBytes = 64 << 10
+	})
+	ids := []string{`"a"`, `"b"`, `"c"`, `"d"`}
+	var calls []string
+	for _, id := range ids {
+		calls = append(calls, `{"jsonrpc":"2.0","id":`+id+`,"method":"tools/call","params":{"name":"x"}}`)
+	}
+	batch := "[" + strings.Join(calls, ",") + "]"
+	cuts := 0
+	for range 4 {
+		id := s.open(t)
+		// A client that gives up before the answer: its reply is parked,
+		// and the 80 KB that come hold the session's budget.
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, strings.NewReader(`{"jsonrpc":"2.0","id":"hog","method":"tools/call","params":{"name":"x"}}`))
+		req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
+			"Accept": {"application/json, text/event-stream"}, "Mcp-Session-Id": {id}, "Mcp-Protocol-Version": {"2025-11-25"}}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("the hog call was answered (%d) before its client left", resp.StatusCode)
+		}
+		cancel()
+		before := s.Reg.QueuedBytes()
+		testkit.Eventually(t, "the parked reply to hold the session's budget", func() bool { return s.Reg.QueuedBytes() >= before+80000 })
+
+		resp, body := s.do(t, raw{session: id, version: "2025-03-26", body: batch})
+		var answers []struct {
+			ID     json.RawMessage `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &answers) != nil {
+			t.Fatalf("the batch: %d %.200q, want 200 and a JSON array", resp.StatusCode, body)
+		}
+		got := map[string]int{}
+		for _, a := range answers {
+			if (a.Result == nil) == (a.Error == nil) {
+				t.Fatalf("an answer with neither or both of result and error: %s", a.ID)
+			}
+			if a.Error != nil {
+				cuts++
+			}
+			got[string(a.ID)]++
+		}
+		for _, want := range ids {
+			if got[want] != 1 {
+				t.Fatalf("the batch was answered %v, want each of %v once", got, ids)
+			}
+		}
+	}
+	t.Logf("%d responses answered with an error after a cut", cuts)
 }

@@ -195,6 +195,25 @@ func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
 	return answers
 }
 
+// lostAnswers are errors for the requests among ids that held does not
+// answer: a reply cut for falling behind could not carry their responses.
+func lostAnswers(ids [][]byte, held []session.Event) [][]byte {
+	answered := map[string]bool{}
+	for _, ev := range held {
+		if id, _, _, ok := jsonrpc.Lookup(ev.Data, "id"); ok {
+			answered[string(id)] = true
+		}
+	}
+	var answers [][]byte
+	for _, id := range ids {
+		if !answered[string(id)] {
+			answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
+				"response dropped: more was queued for the session's readers than MCPWRAP_MAX_QUEUED_BYTES allows"))
+		}
+	}
+	return answers
+}
+
 // send writes a response through a write guard that ends with the
 // handler and hurries once the session has ended.
 func (h *Handler) send(w http.ResponseWriter, s *session.Session, write func(*writeGuard)) {
@@ -344,13 +363,21 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return ok
 		case err != nil:
 			// Cut for falling behind (the session said so in its log).
-			s.Finished(ex, seat)
-			if sse == nil && ver >= "2025-11-25" {
+			switch {
+			case sse == nil && ver >= "2025-11-25":
 				// Nothing was sent yet: the child outran the reply's bound
 				// before the client read a byte. A client that can resume
 				// gets a primed stream, and its resume the 410 that says
 				// what fell off.
+				s.Finished(ex, seat)
 				_ = stream()
+			case sse == nil:
+				// An earlier client cannot resume: what it is owed is
+				// answered with errors rather than an empty 200.
+				s.Abandon(ex, "response dropped: the reply fell behind")
+				writeJSON(w, g, append(datas(held), lostAnswers(ex.RequestIDs(), held)...), batch)
+			default:
+				s.Finished(ex, seat)
 			}
 			return false
 		}
