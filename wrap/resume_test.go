@@ -446,18 +446,19 @@ func TestPollingClosesLongStreams(t *testing.T) {
 }
 
 // hogChild answers initialize, then holds its answer to the next request
-// for half a second (its client has left by then), then answers a batch of
+// for a second (its client has left by then), then answers a batch of
 // four at once: a small response and three large ones.
 const hogChild = `big=$(head -c 40000 /dev/zero | tr '\0' x)
 id() { printf '%s' "$1" | sed 's/.*"id":\([0-9]*\).*/\1/'; }
 read -r line; printf '{"jsonrpc":"2.0","id":%s,"result":{"content":[]}}\n' "$(id "$line")"
 read -r line
-read -r line; sleep 0.5; printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s%s"}}\n' "$(id "$line")" "$big" "$big"
+read -r line; sleep 1; printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s%s"}}\n' "$(id "$line")" "$big" "$big"
 read -r a; read -r b; read -r c; read -r d
 a=$(id "$a"); b=$(id "$b"); c=$(id "$c"); d=$(id "$d")
-printf '{"jsonrpc":"2.0","id":%s,"result":{}}\n' "$a" >/tmp/x.$$
-for i in "$b" "$c" "$d"; do printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s"}}\n' "$i" "$big" >>/tmp/x.$$; done
-cat /tmp/x.$$; rm -f /tmp/x.$$
+out=$(printf '{"jsonrpc":"2.0","id":%s,"result":{}}' "$a")
+for i in "$b" "$c" "$d"; do out="$out
+$(printf '{"jsonrpc":"2.0","id":%s,"result":{"pad":"%s"}}' "$i" "$big")"; done
+printf '%s\n' "$out"
 cat >/dev/null`
 
 // A client of an earlier protocol cannot resume a reply, so a reply cut
@@ -482,7 +483,7 @@ func TestACutBatchReplyAnswersEveryRequest(t *testing.T) {
 		id := s.open(t)
 		// A client that gives up before the answer: its reply is parked,
 		// and the 80 KB that come hold the session's budget.
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, strings.NewReader(`{"jsonrpc":"2.0","id":"hog","method":"tools/call","params":{"name":"x"}}`))
 		req.Header = http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"},
 			"Accept": {"application/json, text/event-stream"}, "Mcp-Session-Id": {id}, "Mcp-Protocol-Version": {"2025-11-25"}}
