@@ -214,8 +214,16 @@ func (s *Session) Resume(ctx context.Context, key int64) (*Exchange, <-chan stru
 }
 
 // Finished tells the session the exchange's reader (in seat) read it to its
-// end: it can no longer be resumed.
+// end: it can no longer be resumed. A reader a newer connection has asked
+// to leave parks the reply instead (see Park): its client resumes because
+// it may not have what this reader sent.
 func (s *Session) Finished(ex *Exchange, seat <-chan struct{}) {
+	select {
+	case <-seat:
+		s.Park(ex, seat)
+		return
+	default:
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.replies[ex.key] == ex {
