@@ -322,14 +322,8 @@ func (h *Handler) follow(ctx context.Context, w http.ResponseWriter, r *http.Req
 	// already carried the last event: the end can come while the reader
 	// waits, and a reply the client has whole is finished however the
 	// reader goes (else it would hold its bytes for the retention time).
-	// One a newer connection asks for goes on there.
+	// One a newer connection asks for goes on there (Finished parks it).
 	leave := func() {
-		select {
-		case <-seat:
-			s.Park(ex, seat)
-			return
-		default:
-		}
 		if _, _, err := events.After(cursor); sse != nil && len(held) == 0 && errors.Is(err, io.EOF) {
 			s.Finished(ex, seat)
 			return
