@@ -1,15 +1,12 @@
 package session
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
-	"github.com/rs/zerolog"
 )
 
 // A child that fills its session's stream past the byte budget while
@@ -36,17 +33,7 @@ func TestAReplyTakesRoomFromTheSessionsStream(t *testing.T) {
 	opts := sessOptions
 	opts.MaxQueue = 0 // bounded by bytes alone
 	cmd := child.Command{Path: "/bin/sh", Args: []string{"-c", sessStreamFiller}, Env: []string{"PATH=/usr/bin:/bin"}}
-	c, err := child.Start(cmd, opts.Child, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSession("test", Owner{}, c, opts, zerolog.Nop(), Streamable, nil, newBudget(sessQueueBytes, nil), nil)
-	s.run()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := sessStartWith(t, opts, Streamable, cmd)
 
 	ex, err := s.Send(t.Context(), []jsonrpc.Message{
 		sessMsg(t, `{"jsonrpc":"2.0","id":"r-1","method":"tools/call"}`),

@@ -39,11 +39,18 @@ func sessStart(t testing.TB, script string, args ...string) *Session {
 func sessStartOver(t testing.TB, tr Transport, script string, args ...string) *Session {
 	t.Helper()
 	cmd := child.Command{Path: "/bin/sh", Args: append([]string{"-c", script, "sh"}, args...), Env: []string{"PATH=/usr/bin:/bin"}}
-	c, err := child.Start(cmd, sessOptions.Child, zerolog.Nop())
+	return sessStartWith(t, sessOptions, tr, cmd)
+}
+
+// sessStartWith runs cmd as the child of a new session of transport tr with
+// opts, closed (and checked to close) when the test ends.
+func sessStartWith(t testing.TB, opts Options, tr Transport, cmd child.Command) *Session {
+	t.Helper()
+	c, err := child.Start(cmd, opts.Child, zerolog.Nop())
 	if err != nil {
-		t.Fatalf("starting %q: %v", script, err)
+		t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
-	s := newSession("test", Owner{}, c, sessOptions, zerolog.Nop(), tr, nil, newBudget(sessQueueBytes, nil), nil)
+	s := newSession("test", Owner{}, c, opts, zerolog.Nop(), tr, nil, newBudget(sessQueueBytes, nil), nil)
 	s.run()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcpwrap/mcpwrap/child"
 	"github.com/mcpwrap/mcpwrap/jsonrpc"
-	"github.com/rs/zerolog"
 )
 
 // A reader that reaches the end of a reply after a newer connection asked
@@ -18,18 +16,7 @@ import (
 func TestAReaderAskedToLeaveDoesNotFinishTheReply(t *testing.T) {
 	opts := sessOptions
 	opts.Retention = time.Minute
-	cmd := child.Command{Path: "sed", Args: []string{"-u", `s/"method":"[^"]*".*$/"result":{}}/`}}
-	c, err := child.Start(cmd, opts.Child, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSession("test", Owner{}, c, opts, zerolog.Nop(), Streamable, nil, newBudget(sessQueueBytes, nil), nil)
-	s.run()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := sessStartWith(t, opts, Streamable, responder)
 
 	ex, err := s.Send(t.Context(), []jsonrpc.Message{sessMsg(t, `{"jsonrpc":"2.0","id":"r","method":"ping"}`)})
 	if err != nil {
