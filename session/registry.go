@@ -149,12 +149,16 @@ func (r *Registry) Start(ctx context.Context, t Transport, owner Owner) (*Sessio
 	r.starting++
 	r.wg.Add(1)
 	r.mu.Unlock()
-	slot, err := r.takeStartSlot(ctx)
-	if err != nil {
+	// notStarted gives back what was reserved for a session that did not start.
+	notStarted := func() {
 		r.mu.Lock()
 		r.starting--
 		r.mu.Unlock()
 		r.wg.Done()
+	}
+	slot, err := r.takeStartSlot(ctx)
+	if err != nil {
+		notStarted()
 		return nil, err
 	}
 
@@ -181,10 +185,7 @@ func (r *Registry) Start(ctx context.Context, t Transport, owner Owner) (*Sessio
 	}
 	if err != nil {
 		slot.free()
-		r.mu.Lock()
-		r.starting--
-		r.mu.Unlock()
-		r.wg.Done()
+		notStarted()
 		log.Error().Err(err).Msg("session not started")
 		return nil, err
 	}
