@@ -186,11 +186,7 @@ func requestIDs(msgs []jsonrpc.Message) [][]byte {
 // timedOut makes the answers to requests given up on at the request
 // timeout.
 func (h *Handler) timedOut(s *session.Session, ids [][]byte) [][]byte {
-	answers := make([][]byte, 0, len(ids))
-	for _, id := range ids {
-		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
-			"request timed out after "+h.opts.RequestTimeout.String()))
-	}
+	answers := internalErrors(ids, "request timed out after "+h.opts.RequestTimeout.String())
 	s.Log().Warn().Int("requests", len(answers)).Dur("timeout_ms", h.opts.RequestTimeout).Msg("request timed out")
 	return answers
 }
@@ -204,12 +200,15 @@ func lostAnswers(ids [][]byte, held []session.Event) [][]byte {
 			answered[string(id)] = true
 		}
 	}
-	var answers [][]byte
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id []byte) bool { return answered[string(id)] })
+	return internalErrors(ids, "response dropped: more was queued for the session's readers than MCPWRAP_MAX_QUEUED_BYTES allows")
+}
+
+// internalErrors answers each of ids with an internal error saying message.
+func internalErrors(ids [][]byte, message string) [][]byte {
+	answers := make([][]byte, 0, len(ids))
 	for _, id := range ids {
-		if !answered[string(id)] {
-			answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError,
-				"response dropped: more was queued for the session's readers than MCPWRAP_MAX_QUEUED_BYTES allows"))
-		}
+		answers = append(answers, jsonrpc.ErrorResponse(id, jsonrpc.CodeInternalError, message))
 	}
 	return answers
 }
