@@ -71,9 +71,7 @@ func TestClientMetadataDocumentSignIn(t *testing.T) {
 	if page.status != http.StatusOK || !strings.Contains(page.body, "Document App") {
 		t.Fatalf("authorize: %d %s", page.status, page.body)
 	}
-	form := fields(page.body)
-	form.Set("key", testKey)
-	consent := post(t, c, f.base+"/authorize/key", form)
+	consent := f.withKey(c, page.body)
 	if !strings.Contains(consent.body, "Published by") || !strings.Contains(consent.body, strings.TrimPrefix(host.URL, "https://")) {
 		t.Errorf("consent does not name the document's host: %s", consent.body)
 	}

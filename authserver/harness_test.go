@@ -219,9 +219,7 @@ func (f *fixture) signIn(c *http.Client, authorize string) *url.URL {
 	if page.status != http.StatusOK {
 		f.t.Fatalf("authorize: %d %s", page.status, page.body)
 	}
-	form := fields(page.body)
-	form.Set("key", testKey)
-	consent := post(f.t, c, f.base+"/authorize/key", form)
+	consent := f.withKey(c, page.body)
 	if consent.status != http.StatusOK || !strings.Contains(consent.body, "Allow") {
 		f.t.Fatalf("key: %d %s", consent.status, consent.body)
 	}
@@ -230,6 +228,15 @@ func (f *fixture) signIn(c *http.Client, authorize string) *url.URL {
 		f.t.Fatalf("consent: %d %s", back.status, back.body)
 	}
 	return back.location
+}
+
+// withKey posts the deployment's key in the form of a sign-in page and
+// returns the page that follows (consent, when the key is right).
+func (f *fixture) withKey(c *http.Client, page string) response {
+	f.t.Helper()
+	form := fields(page)
+	form.Set("key", testKey)
+	return post(f.t, c, f.base+"/authorize/key", form)
 }
 
 // code signs in and returns a fresh code for clientID.

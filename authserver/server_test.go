@@ -200,9 +200,7 @@ func TestPageHeaders(t *testing.T) {
 	if page.header.Get("X-Frame-Options") != "DENY" || page.header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("headers %v", page.header)
 	}
-	form := fields(page.body)
-	form.Set("key", testKey)
-	consent := post(t, c, f.base+"/authorize/key", form)
+	consent := f.withKey(c, page.body)
 	if csp := consent.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' cursor:;") {
 		t.Errorf("consent CSP %q does not let the form's redirect reach the app", csp)
 	}
@@ -250,9 +248,7 @@ func TestDenyTellsTheClient(t *testing.T) {
 	redirect := "https://claude.ai/api/mcp/auth_callback"
 	client := f.register(redirect)
 	c := browser(t)
-	form := fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
-	form.Set("key", testKey)
-	consent := post(t, c, f.base+"/authorize/key", form)
+	consent := f.withKey(c, get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
 	r := post(t, c, f.base+"/authorize/consent", fields(consent.body)) // the first form is Cancel
 	if r.location == nil || r.location.Query().Get("error") != "access_denied" || r.location.Query().Get("iss") != f.issuer {
 		t.Fatalf("deny: %d %v", r.status, r.location)
@@ -490,9 +486,7 @@ func TestSignInExpires(t *testing.T) {
 		t.Errorf("key after the sign-in expired: %d", r.status)
 	}
 
-	form = fields(get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
-	form.Set("key", testKey)
-	consent := post(t, c, f.base+"/authorize/key", form)
+	consent := f.withKey(c, get(t, c, f.authorizeURL(client, redirect, newPKCE(), nil)).body)
 	f.clock.advance(signInTTL + time.Second)
 	if r := post(t, c, f.base+"/authorize/consent", lastForm(consent.body)); r.status != http.StatusBadRequest || r.location != nil {
 		t.Errorf("consent after it expired: %d %v", r.status, r.location)
