@@ -3,11 +3,9 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,29 +184,9 @@ func TestOAuthBuiltInServer(t *testing.T) {
 	// Two shims start together with an expired token: one refresh serves
 	// both.
 	w.expireStored()
-	var wg sync.WaitGroup
-	logs := make([]*testkit.LogBook, 2)
-	errs := make(chan error, 2)
-	for i := range 2 {
-		wg.Go(func() {
-			cs, log, err := w.connect(ctx, "false")
-			logs[i] = log
-			if err != nil {
-				errs <- fmt.Errorf("shim %d: %w", i, err)
-				return
-			}
-			defer cs.Close()
-			text := fmt.Sprintf("shim %d", i)
-			if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
-				errs <- fmt.Errorf("shim %d: echo = %q, %w", i, got, err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	logs := echoFromTwoShims(ctx, t, func(ctx context.Context) (*mcp.ClientSession, *testkit.LogBook, error) {
+		return w.connect(ctx, "false")
+	})
 	seen = append(seen, w.stored()...)
 	if n := refreshes(logs...); n != 1 {
 		t.Fatalf("two shims refreshed %d times, want once", n)

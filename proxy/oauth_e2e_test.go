@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mcpwrap/mcpwrap/internal/testkit"
@@ -327,28 +326,9 @@ func TestOAuthTwoShimsRefreshOnce(t *testing.T) {
 	// Both shims hold an access token the server no longer takes, and the
 	// same refresh token, which works once.
 	w.as.expireAccess()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	logs := make([]*testkit.LogBook, 2)
-	for i := range 2 {
-		wg.Go(func() {
-			cs, log, err := w.connect(ctx, "false")
-			logs[i] = log
-			if err != nil {
-				errs <- fmt.Errorf("shim %d: connect: %w", i, err)
-				return
-			}
-			text := fmt.Sprintf("shim %d", i)
-			if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
-				errs <- fmt.Errorf("shim %d: echo = %q, %w", i, got, err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	logs := echoFromTwoShims(ctx, t, func(ctx context.Context) (*mcp.ClientSession, *testkit.LogBook, error) {
+		return w.connect(ctx, "false")
+	})
 	if in, ref, _ := w.as.counts(); in != 1 || ref != 1 {
 		t.Fatalf("sign-ins = %d, refreshes = %d; want 1 and 1", in, ref)
 	}

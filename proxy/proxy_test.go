@@ -369,6 +369,36 @@ func connectWith(t *testing.T, ctx context.Context, cmd *exec.Cmd, opts *mcp.Cli
 	return client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, sopts)
 }
 
+// echoFromTwoShims starts two shims at once with connect, has each echo a
+// text of its own, and returns their logs; what fails is a test error.
+func echoFromTwoShims(ctx context.Context, t *testing.T, connect func(context.Context) (*mcp.ClientSession, *testkit.LogBook, error)) []*testkit.LogBook {
+	t.Helper()
+	var wg sync.WaitGroup
+	logs := make([]*testkit.LogBook, 2)
+	errs := make(chan error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			cs, log, err := connect(ctx)
+			logs[i] = log
+			if err != nil {
+				errs <- fmt.Errorf("shim %d: connect: %w", i, err)
+				return
+			}
+			defer cs.Close()
+			text := fmt.Sprintf("shim %d", i)
+			if got, err := callText(ctx, cs, "echo", map[string]any{"text": text}); err != nil || got != text {
+				errs <- fmt.Errorf("shim %d: echo = %q, %w", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	return logs
+}
+
 func callText(ctx context.Context, cs *mcp.ClientSession, tool string, args map[string]any) (string, error) {
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
