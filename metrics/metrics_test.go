@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"maps"
@@ -11,6 +12,28 @@ import (
 	"time"
 )
 
+// exposition is what m writes for a scrape.
+func exposition(t *testing.T, m *Metrics) string {
+	t.Helper()
+	var b strings.Builder
+	if _, err := m.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// scrape reads m's exposition back with Prometheus' own parser.
+func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	out := exposition(t, m)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, out)
+	}
+	return families
+}
+
 func TestExposition(t *testing.T) {
 	m := New(func() int { return 7 })
 	m.SessionStarted("alice")
@@ -18,11 +41,7 @@ func TestExposition(t *testing.T) {
 	m.Request("tools/call", "alice", 200, 3*time.Millisecond)
 	m.Request("tools/call", "alice", 200, 2*time.Second)
 	m.Bytes(100, 250)
-	var b strings.Builder
-	if _, err := m.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
+	out := exposition(t, m)
 	for _, want := range []string{
 		"# TYPE mcpwrap_sessions_open gauge\nmcpwrap_sessions_open 7\n",
 		`mcpwrap_sessions_ended_total{owner="alice",cause="idle"} 1` + "\n",
@@ -49,9 +68,7 @@ func TestSeriesAreBounded(t *testing.T) {
 	if n := len(m.sessionsStarted.m); n != maxSeries+1 {
 		t.Errorf("%d series, want %d (the cap plus one for the rest)", n, maxSeries+1)
 	}
-	var b strings.Builder
-	_, _ = m.WriteTo(&b)
-	if !strings.Contains(b.String(), `mcpwrap_sessions_started_total{owner="other"} 50`) {
+	if !strings.Contains(exposition(t, m), `mcpwrap_sessions_started_total{owner="other"} 50`) {
 		t.Error("overflow not counted under other")
 	}
 }
@@ -66,15 +83,7 @@ func TestExpositionParses(t *testing.T) {
 		m.SessionStarted(owner)
 		m.Request("tools/"+owner, owner, 200, time.Millisecond)
 	}
-	var b strings.Builder
-	if _, err := m.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(b.String()))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, b.String())
-	}
+	families := scrape(t, m)
 	got := map[string]bool{}
 	for _, metric := range families["mcpwrap_sessions_started_total"].GetMetric() {
 		for _, l := range metric.GetLabel() {
@@ -95,11 +104,7 @@ func TestExpositionParses(t *testing.T) {
 // Prometheus' parser: gauges by era and state, counters by token name.
 func TestStatelessSeries(t *testing.T) {
 	m := New(func() int { return 0 })
-	var b strings.Builder
-	if _, err := m.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(b.String(), "mcpwrap_stateless_children") {
+	if strings.Contains(exposition(t, m), "mcpwrap_stateless_children") {
 		t.Error("children gauges written with nothing to read them from")
 	}
 
@@ -110,15 +115,7 @@ func TestStatelessSeries(t *testing.T) {
 	m.StatelessServed("legacy", "alice")
 	m.StatelessRefused("alice", "tenant")
 	m.StatelessExpired("bob")
-	b.Reset()
-	if _, err := m.WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(strings.NewReader(b.String()))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, b.String())
-	}
+	families := scrape(t, m)
 	got := map[string]float64{}
 	for name, f := range families {
 		for _, metric := range f.GetMetric() {
