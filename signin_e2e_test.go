@@ -435,16 +435,7 @@ func mintAccessToken(t *testing.T, base, secret string, claims map[string]any) s
 	if !jwks.Keys[0].Key.(ed25519.PublicKey).Equal(key.Public()) {
 		t.Fatal("the derived key is not the one at /jwks")
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", jwks.Keys[0].KeyID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := jwt.Signed(signer).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return token
+	return testkit.SignJWT(t, jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: jwks.Keys[0].KeyID}}, claims)
 }
 
 // TestOAuthRefusals: each way a sign-in or a token can be wrong is refused,
