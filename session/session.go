@@ -54,7 +54,7 @@ type Session struct {
 	child    *child.Child
 	log      zerolog.Logger
 	started  time.Time
-	onEnd    func(*Session) // the registry forgets the session; called just before done is closed
+	onEnd    func(*Session) // the registry forgets the session; called just before ctx is done
 	observer Observer
 	queued   *budget          // bytes held for this session's readers
 	limit    *ratelog.Limiter // shared with the child's stderr
@@ -68,8 +68,7 @@ type Session struct {
 	stream *EventLog       // server-initiated messages for the session's own stream
 	ctx    context.Context // done once the session has ended and every exchange is answered
 	end    context.CancelFunc
-	done   <-chan struct{} // ctx.Done()
-	cause  error           // why the session ended; written before done is closed
+	cause  error // why the session ended; written before ctx is done
 
 	mu         sync.Mutex // guards the fields below
 	closing    bool       // no new requests; the router is winding down
@@ -282,7 +281,7 @@ func (s *Session) Reply(msg []byte) {
 func (s *Session) BelongsTo(o Owner) bool { return s.tenant == o.Tenant && s.user == o.User }
 
 // Done is closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Context is done when the session has ended, for a caller that would
 // rather register a function (context.AfterFunc) than start a goroutine to
@@ -292,7 +291,7 @@ func (s *Session) Context() context.Context { return s.ctx }
 // Err says why the session ended; nil while it runs.
 func (s *Session) Err() error {
 	select {
-	case <-s.done:
+	case <-s.ctx.Done():
 		return s.cause
 	default:
 		return nil
@@ -323,7 +322,6 @@ func newSession(id string, owner Owner, c *child.Child, opts Options, log zerolo
 		trans:      t,
 	}
 	s.ctx, s.end = context.WithCancel(context.Background())
-	s.done = s.ctx.Done()
 	return s
 }
 
@@ -600,7 +598,7 @@ func (s *Session) closeFor(ctx context.Context, cause string) error {
 	s.markClosing(cause)
 	err := s.child.Stop(ctx)
 	select {
-	case <-s.done:
+	case <-s.ctx.Done():
 	case <-ctx.Done():
 		return ctx.Err()
 	}
